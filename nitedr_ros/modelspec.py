@@ -1,0 +1,95 @@
+"""What each network takes and gives: the contract between networks, ONNX files, engines and pipeline.
+
+Torch-free on purpose: the runtime reads these specs without importing torch. Every network takes and
+returns float32 NCHW tensors in [0, 1]; RGB images have 3 channels in R, G, B order, infrared has 1.
+Tensor names below are the fixed ONNX input/output names. H and W must be multiples of ``multiple_of``;
+the pipeline pads (reflect) to that multiple and crops the result back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import ConfigError
+
+CONFIGS: tuple[str, ...] = ('paper', 'realtime')
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One named input or output tensor: ``[1, channels, H, W]`` float32 in [0, 1]."""
+
+    name: str
+    channels: int
+    description: str
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """A network's identity, I/O contract and where its torch implementation lives."""
+
+    name: str
+    title: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    multiple_of: int
+    module: str  # torch implementation, imported only by offline tools
+    published_params: int | None  # paper configuration, where code was published
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.inputs)
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.outputs)
+
+
+_RGB_IN = TensorSpec('image', 3, 'rainy RGB')
+_DERAINED = TensorSpec('derained', 3, 'derained RGB')
+
+NETWORKS: dict[str, NetworkSpec] = {
+    spec.name: spec
+    for spec in (
+        NetworkSpec('cleannet', 'NiteDR CleanNet (AgMoE + TSSA + mixed-scale FFN U-Net)',
+                    (_RGB_IN,), (_DERAINED,), 8, 'nitedr_ros.networks.cleannet', 33_655_424),
+        NetworkSpec('fusionnet', 'NiteDR FusionNet (dense Y/IR fusion + cascaded refinement)',
+                    (TensorSpec('visible', 3, 'derained RGB'), TensorSpec('infrared', 1, 'thermal IR')),
+                    (TensorSpec('fused', 3, 'fused RGB'),), 1, 'nitedr_ros.networks.fusionnet',
+                    659_217 + 837),
+        NetworkSpec('stereoirr', 'StereoIRR (shared features + Dual-view Mutual Attention)',
+                    (TensorSpec('left', 3, 'rainy left RGB'), TensorSpec('right', 3, 'rainy right RGB')),
+                    (TensorSpec('left_derained', 3, 'derained left RGB'),
+                     TensorSpec('right_derained', 3, 'derained right RGB')),
+                    8, 'nitedr_ros.networks.stereoirr', None),
+        NetworkSpec('rainmer', 'Rainmer (DRSformer backbone + detail/degradation/illumination prompts)',
+                    (_RGB_IN,), (_DERAINED,), 8, 'nitedr_ros.networks.rainmer', 35_825_344),
+        NetworkSpec('mspfn', 'MSPFN (multi-scale progressive fusion, M17N1)',
+                    (_RGB_IN,), (_DERAINED,), 8, 'nitedr_ros.networks.mspfn', 15_823_424),
+    )
+}
+
+# Third-party figure for StereoIRR (no published code): APANet README, Table II.
+STEREOIRR_THIRD_PARTY_PARAMS = 39_690_000
+
+
+def get_spec(name: str) -> NetworkSpec:
+    """The spec of a network, or a ConfigError listing the known names."""
+    try:
+        return NETWORKS[name]
+    except KeyError:
+        raise ConfigError(f'unknown network {name!r}; choose one of {", ".join(NETWORKS)}') from None
+
+
+def check_config(config: str) -> str:
+    """Validate a configuration name."""
+    if config not in CONFIGS:
+        raise ConfigError(f'unknown configuration {config!r}; choose one of {", ".join(CONFIGS)}')
+    return config
+
+
+def default_model_filename(network: str, config: str, fp16: bool = False) -> str:
+    """Conventional file name of an exported model inside ``models/``."""
+    get_spec(network)
+    check_config(config)
+    return f'{network}_{config}{".fp16" if fp16 else ""}.onnx'

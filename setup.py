@@ -1,0 +1,52 @@
+"""ament_python / pip packaging for nitedr_ros."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+package_name = 'nitedr_ros'
+
+RUNTIME = ['numpy>=1.24', 'opencv-python-headless>=4.8', 'onnxruntime>=1.17', 'pyyaml>=6', 'tqdm>=4.60',
+           'matplotlib>=3.7']
+TRAIN = ['torch>=2.3', 'onnx>=1.16', 'onnxscript>=0.2', 'onnxconverter-common>=1.14']
+BAG = ['rosbags>=0.10']
+DDS = ['cyclonedds>=0.10.5']
+TENSORRT = ['tensorrt>=10.0', 'cuda-python>=12.0']
+DEV = ['pytest>=7', 'ruff>=0.5']
+
+setup(
+    name=package_name,
+    version='0.1.0',
+    packages=find_packages(exclude=['test', 'test.*']),
+    package_data={package_name: ['samples/*', 'samples/**/*', 'transports/dds/*.xml']},
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
+        ('share/' + package_name, ['package.xml']),
+        ('share/' + package_name + '/launch', glob('launch/*.launch.py')),
+        ('share/' + package_name + '/config', glob('config/*.yaml')),
+        ('share/' + package_name + '/models', glob('models/*.onnx') + glob('models/*.md')
+         + glob('models/*.json')),
+    ],
+    python_requires='>=3.10',
+    install_requires=['setuptools', 'numpy>=1.24', 'pyyaml>=6', 'tqdm>=4.60'],
+    extras_require={
+        'runtime': RUNTIME,
+        'train': RUNTIME + TRAIN,
+        'bag': RUNTIME + BAG,
+        'dds': RUNTIME + BAG + DDS,
+        'tensorrt': TENSORRT,
+        'dev': DEV,
+        'all': RUNTIME + TRAIN + BAG + DDS + DEV,
+    },
+    zip_safe=False,
+    maintainer='nitedr_ros maintainers',
+    maintainer_email='maintainers@nitedr.invalid',
+    description='Real-time night-rain removal for vehicle cameras (ROS 2, TensorRT, ONNX Runtime).',
+    license='Apache-2.0',
+    entry_points={
+        'console_scripts': [
+            'nitedr = nitedr_ros.cli:main',
+            'nitedr_node = nitedr_ros.transports.rclpy_node:main',
+        ],
+    },
+)

@@ -1,0 +1,23 @@
+"""Test-wide setup: loopback-only DDS, small thread counts, the shared data folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from nitedr_ros.paths import DDS_LOOPBACK_CONFIG, shared_data_dir
+
+# Every test and every process it starts keeps DDS on this host.
+os.environ['CYCLONEDDS_URI'] = DDS_LOOPBACK_CONFIG.as_uri()
+os.environ.setdefault('OMP_NUM_THREADS', '2')
+
+
+@pytest.fixture(scope='session')
+def shared_data() -> Path:
+    """``../shared/data`` (or ``$NITEDR_DATA``); tests that need it skip where it is absent."""
+    path = shared_data_dir()
+    if path is None:
+        pytest.skip('shared data folder not present (set NITEDR_DATA)')
+    return path
