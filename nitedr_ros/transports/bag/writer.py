@@ -1,0 +1,197 @@
+"""Writing rosbag2 output safely: a temporary name renamed into place only when the bag is complete.
+
+``OUT`` is checked before any work (``--force`` needed to replace it); the bag is written to a hidden
+folder beside it (``.OUT.partial-<pid>/OUT``, so the storage file inside already carries the final name),
+and renamed to ``OUT`` after the writer has closed. Any error or interrupt removes the partial bag, so
+``OUT`` is never a half bag. Original topics of a ROS 1 bag are converted to ROS 2 message definitions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ...errors import NitedrError
+from ...paths import ensure_writable_output
+from .reader import BagError
+
+STORAGES = ('sqlite3', 'mcap')
+
+
+def ros2_typestore() -> Any:
+    """Message definitions for messages this project writes (ROS 2 Jazzy)."""
+    from rosbags.typesys import Stores, get_typestore
+
+    return get_typestore(Stores.ROS2_JAZZY)
+
+
+def output_typestore(reader: Any) -> Any:
+    """Typestore for OUT: a ROS 2 input keeps its own definitions (types and hashes preserved); a ROS 1 input
+    is converted to ROS 2 (Jazzy) definitions; types this project adds come from Jazzy where missing."""
+    from rosbags.typesys import Stores, get_typestore
+
+    jazzy = ros2_typestore()
+    store = get_typestore(Stores.EMPTY)
+    if reader is not None and reader.is2:
+        store.register(dict(reader.typestore.fielddefs))
+    store.register({name: defs for name, defs in jazzy.fielddefs.items() if name not in store.fielddefs})
+    return store
+
+
+def storage_of(bag: str | os.PathLike[str]) -> str:
+    """The storage plugin of an input bag: 'mcap' when it holds .mcap files, else 'sqlite3' (ROS 1 too)."""
+    path = Path(bag).expanduser()
+    if path.suffix == '.mcap' or (path.is_dir() and any(path.glob('*.mcap'))):
+        return 'mcap'
+    if path.name == 'metadata.yaml' and any(path.parent.glob('*.mcap')):
+        return 'mcap'
+    return 'sqlite3'
+
+
+class AtomicBagWriter:
+    """A rosbags rosbag2 ``Writer`` on a temporary path; ``commit()`` renames it to the final path."""
+
+    def __init__(self, out: str | os.PathLike[str], *, storage: str = 'sqlite3', force: bool = False,
+                 protect: Sequence[str | os.PathLike[str]] = ()) -> None:
+        if storage not in STORAGES:
+            raise NitedrError(f'unknown storage {storage!r}; choose {" or ".join(STORAGES)}')
+        final = Path(out).expanduser()
+        for path in protect:
+            if final.resolve() == Path(path).expanduser().resolve():
+                raise NitedrError(f'output {final} is the input bag; choose another output path')
+        self.final = ensure_writable_output(final, force)
+        self.storage = storage
+        self._staging = self.final.parent / f'.{self.final.name}.partial-{os.getpid()}'
+        self.path = self._staging / self.final.name
+        self.writer: Any = None
+
+    def open(self) -> Any:
+        from rosbags.rosbag2 import StoragePlugin, Writer
+
+        if self._staging.exists():
+            shutil.rmtree(self._staging)
+        self._staging.mkdir(parents=True)
+        plugin = StoragePlugin.MCAP if self.storage == 'mcap' else StoragePlugin.SQLITE3
+        self.writer = Writer(self.path, version=8, storage_plugin=plugin)
+        self.writer.open()
+        return self.writer
+
+    def commit(self) -> Path:
+        """Close the writer and move the finished bag to its final name (replacing it if forced)."""
+        self.writer.close()
+        self.writer = None
+        if self.final.exists() or self.final.is_symlink():
+            if self.final.is_dir() and not self.final.is_symlink():
+                shutil.rmtree(self.final)
+            else:
+                self.final.unlink()
+        os.replace(self.path, self.final)
+        shutil.rmtree(self._staging, ignore_errors=True)
+        return self.final
+
+    def abort(self) -> None:
+        """Drop the partial bag; the final path is left as it was."""
+        if self.writer is not None:
+            with contextlib.suppress(Exception):
+                self.writer.close()
+            self.writer = None
+        shutil.rmtree(self._staging, ignore_errors=True)
+
+    def __enter__(self) -> AtomicBagWriter:
+        self.open()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+class OriginalTopicCopier:
+    """Copies every connection of the input bag to the output writer (ROS 1 -> ROS 2 where needed)."""
+
+    def __init__(self, reader: Any, writer: Any, typestore: Any) -> None:
+        from rosbags.convert.converter import create_connections_converters
+
+        conversion_log = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(conversion_log):  # rosbags prints what it migrates
+                self._connections, self._converters = create_connections_converters(
+                    reader.connections, typestore, reader, writer)
+        except Exception as exc:
+            raise BagError(f'cannot copy the input topics to ROS 2: {exc}') from exc
+        self.notes = [line.strip() for line in conversion_log.getvalue().splitlines() if line.strip()]
+        self.topics = {conn.topic for conn in self._connections.values()}
+        self._writer = writer
+
+    def write(self, connection: Any, record_ns: int, raw: bytes) -> None:
+        out = self._connections[(connection.id, connection.owner)]
+        try:
+            data = self._converters[connection.msgtype](raw)
+        except Exception as exc:
+            raise BagError(f'cannot convert a {connection.msgtype} message on {connection.topic}: {exc}') \
+                from exc
+        self._writer.write(out, record_ns, data)
+
+
+class Ros2PayloadConverter:
+    """Raw messages of the input bag as ROS 2 CDR payloads (ROS 1 input converted, ROS 2 passed through).
+
+    ``typestore`` is where the ROS 2 definitions live (``output_typestore(reader)``); ROS 1 types it lacks are
+    added from the bag's own definitions.
+    """
+
+    def __init__(self, reader: Any, typestore: Any) -> None:
+        self.reader = reader
+        self.typestore = typestore
+        self._converters: dict[str, Any] = {}
+        self._cache: dict[str, object] = {}
+
+    def msgtype(self, connection: Any) -> str:
+        from rosbags.convert.converter import STATIC_MSGTYPE_RENAMES
+
+        return STATIC_MSGTYPE_RENAMES.get(connection.msgtype, connection.msgtype)
+
+    def prepare(self, connection: Any) -> str:
+        """Make sure the connection's ROS 2 type is in the typestore; returns its name."""
+        if self.reader.is2:
+            return connection.msgtype
+        if connection.msgtype not in self._converters:
+            self._converters[connection.msgtype] = self._make(connection)
+        return self.msgtype(connection)
+
+    def __call__(self, connection: Any, raw: bytes) -> bytes | memoryview:
+        if self.reader.is2:
+            return raw
+        converter = self._converters.get(connection.msgtype)
+        if converter is None:
+            converter = self._converters[connection.msgtype] = self._make(connection)
+        try:
+            return converter(raw)
+        except Exception as exc:
+            raise BagError(f'cannot convert a {connection.msgtype} message on {connection.topic} to ROS 2: '
+                           f'{exc}') from exc
+
+    def _make(self, connection: Any) -> Any:
+        from rosbags.convert.converter import generate_message_converter
+        from rosbags.typesys import get_types_from_msg
+
+        dst = self.msgtype(connection)
+        with contextlib.redirect_stdout(io.StringIO()):
+            try:
+                if dst not in self.typestore.fielddefs:
+                    definition = self.reader.typestore.generate_msgdef(connection.msgtype, ros_version=2)[0]
+                    types = get_types_from_msg(definition, dst)
+                    types.pop('std_msgs/msg/Header', None)
+                    self.typestore.register(types)
+                return generate_message_converter(self.reader.typestore, self.typestore, connection.msgtype,
+                                                  dst, self._cache, src_is2=False, dst_is2=True)
+            except Exception as exc:
+                raise BagError(f'cannot convert {connection.msgtype} ({connection.topic}) to ROS 2: {exc}') \
+                    from exc
