@@ -1,0 +1,358 @@
+"""TensorRT engine cache: key, file lock, atomic writes and the build-or-load decision.
+
+Nothing here imports TensorRT. The TensorRT calls live in a thin toolkit object
+(:class:`nitedr_ros.engines.tensorrt_toolkit.TensorRTToolkit`) passed in, so the lifecycle is testable with
+a fake. An engine is specific to its key: ONNX sha256 and file name, TensorRT version, GPU name and compute
+capability, precision, optimisation profile and builder settings. Files in the cache directory::
+
+    <stem>.<sha12>.trt<version>.sm<cc>.<precision>.<digest8>.engine   serialized plan
+    <same>.engine.json                                              sidecar: key, build time, plan sha256
+    <same>.engine.lock                                              fcntl lock: one builder at a time
+    timing.trt<version>.sm<cc>.cache                                 shared timing cache
+
+Loading without the lock is safe because files only ever appear by ``os.replace``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..errors import BackendUnavailableError, ConfigError
+from .cuda import DeviceIdentity
+
+LOG = logging.getLogger('nitedr_ros.engines')
+
+KEY_FORMAT = 1
+_HASH_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    """How to build: precision, optimisation profile (H, W) range, workspace and optimisation level."""
+
+    precision: str = 'fp16'
+    profile_min_hw: tuple[int, int] = (128, 128)
+    profile_opt_hw: tuple[int, int] = (720, 1280)
+    profile_max_hw: tuple[int, int] = (1088, 1920)
+    workspace_mb: int = 1024
+    optimization_level: int = 3
+
+    def __post_init__(self) -> None:
+        if self.precision not in ('fp32', 'fp16'):
+            raise ConfigError(f'precision must be fp32 or fp16, got {self.precision!r}')
+        for name in ('profile_min_hw', 'profile_opt_hw', 'profile_max_hw'):
+            hw = getattr(self, name)
+            if len(hw) != 2 or min(hw) <= 0:
+                raise ConfigError(f'{name} must be two positive sizes (H, W), got {hw!r}')
+        lo, opt, hi = self.profile_min_hw, self.profile_opt_hw, self.profile_max_hw
+        if not all(lo[i] <= opt[i] <= hi[i] for i in range(2)):
+            raise ConfigError(f'optimisation profile needs min <= opt <= max per axis, got {lo}, {opt}, {hi}')
+        if self.workspace_mb <= 0:
+            raise ConfigError(f'workspace_mb must be positive, got {self.workspace_mb}')
+
+
+@dataclass(frozen=True)
+class EngineKey:
+    """Everything an engine file depends on; any difference means a rebuild."""
+
+    onnx_name: str
+    onnx_sha256: str
+    tensorrt_version: str
+    gpu_name: str
+    compute_capability: str
+    precision: str
+    profile_min_hw: tuple[int, int]
+    profile_opt_hw: tuple[int, int]
+    profile_max_hw: tuple[int, int]
+    workspace_mb: int
+    optimization_level: int
+    key_format: int = KEY_FORMAT
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for name in ('profile_min_hw', 'profile_opt_hw', 'profile_max_hw'):
+            data[name] = list(data[name])
+        return data
+
+    @property
+    def digest(self) -> str:
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(',', ':'))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    @property
+    def filename(self) -> str:
+        stem = self.onnx_name[:-5] if self.onnx_name.endswith('.onnx') else self.onnx_name
+        sm = self.compute_capability.replace('.', '')
+        return (f'{stem}.{self.onnx_sha256[:12]}.trt{self.tensorrt_version}.sm{sm}.{self.precision}.'
+                f'{self.digest[:8]}.engine')
+
+
+@dataclass
+class BuildOutput:
+    """What a toolkit build returns: the serialized plan and the updated timing cache."""
+
+    plan: bytes
+    timing_cache: bytes | None = None
+
+
+class EngineToolkit(Protocol):
+    """The TensorRT calls the cache needs (real: TensorRTToolkit; tests: a fake)."""
+
+    version: str
+
+    def build(self, onnx_path: Path, settings: BuildSettings, timing_cache: bytes | None) -> BuildOutput:
+        """Parse the ONNX and build a serialized engine; raise on failure."""
+
+    def deserialize(self, plan: bytes) -> Any | None:
+        """An engine object, or None when the plan cannot be used."""
+
+
+@dataclass
+class CachedEngine:
+    """An engine ready to use, where it came from and why."""
+
+    engine: Any
+    path: Path
+    key: EngineKey
+    source: str  # 'cache' | 'built'
+    reason: str
+    build_seconds: float = 0.0
+    sidecar: dict[str, Any] = field(default_factory=dict)
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def onnx_sha256(path: Path) -> str:
+    """sha256 of an ONNX file and, when present, its external-data file ``<name>.data``."""
+    digest = hashlib.sha256()
+    for part in (path, path.with_name(path.name + '.data')):
+        if part.is_file():
+            with open(part, 'rb') as handle:
+                while chunk := handle.read(_HASH_CHUNK):
+                    digest.update(chunk)
+    return digest.hexdigest()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a unique temporary name in the same folder, fsync, then ``os.replace`` into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f'.{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp')
+    try:
+        with open(tmp, 'wb') as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, *, timeout_s: float | None = None, poll_s: float = 0.2,
+              log: logging.Logger = LOG, what: str = 'this engine') -> Iterator[None]:
+    """Exclusive ``fcntl.flock`` on ``path``; logs while waiting for another holder, optional timeout."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, 'a+b')  # noqa: SIM115 - held open for the lifetime of the lock
+    try:
+        started = time.monotonic()
+        next_note = started
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                now = time.monotonic()
+                if timeout_s is not None and now - started >= timeout_s:
+                    raise BackendUnavailableError(
+                        f'timed out after {timeout_s:.0f} s waiting for {path} '
+                        f'(another process is building {what})') from None
+                if now >= next_note:
+                    log.info('waiting for %s: another process is building %s', path, what)
+                    next_note = now + 30.0
+                time.sleep(poll_s)
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        handle.close()
+
+
+def read_sidecar(path: Path) -> dict[str, Any] | None:
+    """The sidecar JSON, or None when missing or unreadable."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def stale_reason(engine_path: Path, sidecar: dict[str, Any] | None, key: EngineKey) -> str | None:
+    """Why a cached engine cannot be used as is (None: it matches and may be loaded)."""
+    if not engine_path.is_file():
+        return 'no cached engine'
+    if sidecar is None:
+        return 'sidecar missing or unreadable'
+    stored = sidecar.get('key')
+    if stored != key.to_dict():
+        if isinstance(stored, dict):
+            wanted = key.to_dict()
+            changed = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
+            return f'cache key differs ({", ".join(changed)})'
+        return 'sidecar has no key'
+    size = sidecar.get('engine_bytes')
+    if size is not None and engine_path.stat().st_size != size:
+        return 'engine file size differs from its sidecar (truncated or replaced)'
+    return None
+
+
+class EngineCache:
+    """Builds or loads engines in ``directory`` for one device and one TensorRT toolkit."""
+
+    def __init__(self, directory: str | os.PathLike[str], toolkit: EngineToolkit, device: DeviceIdentity, *,
+                 lock_timeout_s: float | None = None, poll_s: float = 0.2,
+                 log: logging.Logger = LOG) -> None:
+        self.directory = Path(directory).expanduser()
+        self.toolkit = toolkit
+        self.device = device
+        self.lock_timeout_s = lock_timeout_s
+        self.poll_s = poll_s
+        self.log = log
+
+    def key_for(self, onnx_path: Path, settings: BuildSettings) -> EngineKey:
+        onnx_path = Path(onnx_path)
+        if not onnx_path.is_file():
+            raise ConfigError(f'ONNX model not found: {onnx_path}')
+        major, minor = self.device.compute_capability
+        return EngineKey(
+            onnx_name=onnx_path.name, onnx_sha256=onnx_sha256(onnx_path),
+            tensorrt_version=str(self.toolkit.version), gpu_name=self.device.name,
+            compute_capability=f'{major}.{minor}', precision=settings.precision,
+            profile_min_hw=tuple(settings.profile_min_hw), profile_opt_hw=tuple(settings.profile_opt_hw),
+            profile_max_hw=tuple(settings.profile_max_hw), workspace_mb=int(settings.workspace_mb),
+            optimization_level=int(settings.optimization_level))
+
+    def engine_path(self, key: EngineKey) -> Path:
+        return self.directory / key.filename
+
+    @staticmethod
+    def sidecar_path(engine_path: Path) -> Path:
+        return engine_path.with_name(engine_path.name + '.json')
+
+    @staticmethod
+    def lock_path(engine_path: Path) -> Path:
+        return engine_path.with_name(engine_path.name + '.lock')
+
+    def timing_cache_path(self) -> Path:
+        return self.directory / f'timing.trt{self.toolkit.version}.sm{self.device.sm}.cache'
+
+    def get(self, onnx_path: str | os.PathLike[str], settings: BuildSettings, *,
+            force_rebuild: bool = False) -> CachedEngine:
+        """Load the matching cached engine, or build it (once across processes) and cache it."""
+        onnx_path = Path(onnx_path)
+        key = self.key_for(onnx_path, settings)
+        engine_path = self.engine_path(key)
+        sidecar_path = self.sidecar_path(engine_path)
+        seen_build_id = None
+        if force_rebuild:
+            reason = 'forced rebuild'
+            seen = read_sidecar(sidecar_path)
+            seen_build_id = seen.get('build_id') if seen else None
+        else:
+            sidecar = read_sidecar(sidecar_path)
+            reason = stale_reason(engine_path, sidecar, key)
+            if reason is None:
+                engine, reason = self._load(engine_path, sidecar)
+                if engine is not None:
+                    self.log.info('loaded TensorRT engine %s from the cache', engine_path)
+                    return CachedEngine(engine, engine_path, key, 'cache', 'cached engine matches the key',
+                                        sidecar=sidecar or {})
+        with file_lock(self.lock_path(engine_path), timeout_s=self.lock_timeout_s, poll_s=self.poll_s,
+                       log=self.log, what=engine_path.name):
+            # Another process may have built it while this one waited for the lock.
+            sidecar = read_sidecar(sidecar_path)
+            fresh = stale_reason(engine_path, sidecar, key) is None
+            if fresh and force_rebuild:
+                fresh = sidecar is not None and sidecar.get('build_id') != seen_build_id
+            if fresh:
+                engine, why = self._load(engine_path, sidecar)
+                if engine is not None:
+                    self.log.info('loaded TensorRT engine %s built by another process', engine_path)
+                    return CachedEngine(engine, engine_path, key, 'cache',
+                                        'built by another process meanwhile', sidecar=sidecar or {})
+                reason = why
+            return self._build(onnx_path, settings, key, engine_path, sidecar_path, reason)
+
+    def _load(self, engine_path: Path, sidecar: dict[str, Any] | None) -> tuple[Any | None, str]:
+        try:
+            plan = engine_path.read_bytes()
+        except OSError as exc:
+            return None, f'cannot read engine file ({exc.strerror})'
+        expected = (sidecar or {}).get('engine_sha256')
+        if expected and hashlib.sha256(plan).hexdigest() != expected:
+            return None, 'engine file does not match the sha256 in its sidecar (corrupt)'
+        try:
+            engine = self.toolkit.deserialize(plan)
+        except Exception as exc:  # noqa: BLE001 - any deserialisation failure means rebuild
+            return None, f'deserialization failed ({exc.__class__.__name__}: {exc})'
+        if engine is None:
+            return None, 'deserialization returned no engine (corrupt or built by another TensorRT)'
+        return engine, ''
+
+    def _build(self, onnx_path: Path, settings: BuildSettings, key: EngineKey, engine_path: Path,
+               sidecar_path: Path, reason: str) -> CachedEngine:
+        self.log.warning('building TensorRT engine %s from %s (%s); this can take minutes',
+                         engine_path.name, onnx_path, reason)
+        timing_path = self.timing_cache_path()
+        timing = None
+        with contextlib.suppress(OSError):
+            timing = timing_path.read_bytes()
+        started = time.monotonic()
+        output = self.toolkit.build(onnx_path, settings, timing)
+        seconds = time.monotonic() - started
+        if output is None or not output.plan:
+            raise BackendUnavailableError(f'TensorRT could not build an engine from {onnx_path}')
+        plan = bytes(output.plan)
+        sidecar = {
+            'key': key.to_dict(),
+            'key_digest': key.digest,
+            'onnx_path': str(onnx_path),
+            'built_at': _dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds'),
+            'build_seconds': round(seconds, 3),
+            'build_id': uuid.uuid4().hex,
+            'engine_bytes': len(plan),
+            'engine_sha256': hashlib.sha256(plan).hexdigest(),
+            'reason': reason,
+        }
+        atomic_write_bytes(engine_path, plan)
+        atomic_write_bytes(sidecar_path, (json.dumps(sidecar, indent=2, sort_keys=True) + '\n').encode())
+        if output.timing_cache:
+            try:
+                atomic_write_bytes(timing_path, bytes(output.timing_cache))
+            except OSError as exc:  # a lost timing cache only slows the next build
+                self.log.warning('could not save the timing cache %s: %s', timing_path, exc)
+        engine = self.toolkit.deserialize(plan)
+        if engine is None:
+            raise BackendUnavailableError(f'TensorRT built {engine_path} but could not deserialize it')
+        self.log.info('built TensorRT engine %s in %.1f s', engine_path, seconds)
+        return CachedEngine(engine, engine_path, key, 'built', reason, seconds, sidecar)

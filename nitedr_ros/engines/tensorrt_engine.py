@@ -1,0 +1,241 @@
+"""TensorRT backend: engine from the cache (built on first use), named-tensor execution on a CUDA stream.
+
+Per call: inputs are copied into pinned host buffers, sent with ``cudaMemcpyAsync``, shapes set with
+``set_input_shape``, addresses with ``set_tensor_address``, then ``execute_async_v3`` runs between two CUDA
+events (``last_inference_ms`` is their elapsed time, not wall clock around an async call); outputs come back
+with ``cudaMemcpyAsync`` and the stream is synchronised. Buffers grow on demand and are reused.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import BackendUnavailableError, ConfigError
+from ..paths import engine_cache_dir
+from .base import InferenceEngine, ShapeLimits, check_inputs
+from .cuda import CudaProbe, CudaRuntime, DeviceIdentity, cuda_runtime, device_identity, probe_cuda
+from .engine_cache import BuildSettings, CachedEngine, EngineCache
+
+LOG = logging.getLogger('nitedr_ros.engines')
+
+
+def onnx_for_precision(model: Path, precision: str) -> tuple[Path, str, str]:
+    """The ONNX file to build from for a precision: ``(path, precision used, note)``.
+
+    fp16 builds strongly typed from ``<name>.fp16.onnx``; when that file is missing, the fp32 ONNX is used
+    (correct, slower) and the note says so.
+    """
+    name = model.name
+    if name.endswith('.fp16.onnx'):
+        fp16, fp32 = model, model.with_name(name[:-len('.fp16.onnx')] + '.onnx')
+    else:
+        stem = name[:-5] if name.endswith('.onnx') else name
+        fp32, fp16 = model, model.with_name(stem + '.fp16.onnx')
+    if precision == 'fp16':
+        if fp16.is_file():
+            return fp16, 'fp16', ''
+        if fp32.is_file():
+            return fp32, 'fp32', f'{fp16.name} not found; building fp32 from {fp32.name}'
+    elif fp32.is_file():
+        return fp32, 'fp32', ''
+    elif fp16.is_file():
+        return fp16, 'fp16', f'{fp32.name} not found; building fp16 from {fp16.name}'
+    raise ConfigError(f'ONNX model not found: {model}')
+
+
+@dataclass
+class PreparedEngine:
+    """An engine obtained from the cache plus everything needed to run it."""
+
+    cached: CachedEngine
+    toolkit: Any
+    device: DeviceIdentity
+    onnx_path: Path
+    precision: str
+    note: str
+
+
+def require_cuda_device(device_index: int = 0, probe: CudaProbe | None = None) -> CudaProbe:
+    """Refuse (BackendUnavailableError) unless CUDA device ``device_index`` exists. Touches no TensorRT."""
+    probe = probe if probe is not None else probe_cuda()
+    if probe.count <= device_index:
+        why = probe.reason or f'only {probe.count} CUDA device(s)'
+        raise BackendUnavailableError(f'TensorRT needs CUDA device {device_index}: {why}')
+    return probe
+
+
+def prepare_engine(model_path: str | os.PathLike[str], settings: BuildSettings, *,
+                   cache_dir: str | os.PathLike[str] | None = None, force_rebuild: bool = False,
+                   device_index: int = 0, verbose: bool = False, lock_timeout_s: float | None = None,
+                   probe: CudaProbe | None = None) -> PreparedEngine:
+    """Load or build the engine for a model (the build-only / ``nitedr build-engine`` entry point)."""
+    require_cuda_device(device_index, probe)
+    from .tensorrt_toolkit import TensorRTToolkit  # imports tensorrt; safe now that a device exists
+
+    toolkit = TensorRTToolkit(verbose=verbose)
+    onnx_path, precision, note = onnx_for_precision(Path(model_path), settings.precision)
+    if note:
+        LOG.warning('%s', note)
+    if precision != settings.precision:
+        settings = BuildSettings(precision, settings.profile_min_hw, settings.profile_opt_hw,
+                                 settings.profile_max_hw, settings.workspace_mb, settings.optimization_level)
+    device = device_identity(device_index)
+    cache = EngineCache(cache_dir or engine_cache_dir(), toolkit, device, lock_timeout_s=lock_timeout_s)
+    cached = cache.get(onnx_path, settings, force_rebuild=force_rebuild)
+    return PreparedEngine(cached, toolkit, device, onnx_path, precision, note)
+
+
+class _Buffer:
+    """A device allocation and a pinned host allocation of the same capacity, grown on demand."""
+
+    def __init__(self, cuda: CudaRuntime, dtype: np.dtype) -> None:
+        self.cuda = cuda
+        self.dtype = np.dtype(dtype)
+        self.capacity = 0
+        self.device = 0
+        self.host: np.ndarray | None = None
+        self._host_handle: object = None
+
+    def ensure(self, count: int) -> None:
+        if count <= self.capacity:
+            return
+        self.release()
+        self.device = self.cuda.malloc(count * self.dtype.itemsize)
+        self.host, self._host_handle = self.cuda.host_array((count,), self.dtype)
+        self.capacity = count
+
+    def view(self, shape: tuple[int, ...]) -> np.ndarray:
+        assert self.host is not None
+        return self.host[:int(np.prod(shape))].reshape(shape)
+
+    def release(self) -> None:
+        if self.device:
+            self.cuda.free(self.device)
+            self.device = 0
+        if self._host_handle is not None:
+            self.cuda.free_host(self._host_handle)
+            self._host_handle = None
+        self.host = None
+        self.capacity = 0
+
+
+class TensorRTEngine(InferenceEngine):
+    """:class:`InferenceEngine` on a TensorRT engine from the cache."""
+
+    backend = 'tensorrt'
+
+    def __init__(self, model_path: str | os.PathLike[str], *, settings: BuildSettings | None = None,
+                 cache_dir: str | os.PathLike[str] | None = None, force_rebuild: bool = False,
+                 device_index: int = 0, verbose: bool = False, probe: CudaProbe | None = None) -> None:
+        self._closed = True
+        settings = settings or BuildSettings()
+        prepared = prepare_engine(model_path, settings, cache_dir=cache_dir, force_rebuild=force_rebuild,
+                                  device_index=device_index, verbose=verbose, probe=probe)
+        self.prepared = prepared
+        from .onnx_info import read_model_info
+
+        self.metadata = dict(read_model_info(prepared.onnx_path).metadata)
+        self.metadata.setdefault('nitedr.precision', prepared.precision)
+        trt = prepared.toolkit.trt
+        engine = prepared.cached.engine
+        self._trt_engine = engine
+        self._cuda = cuda_runtime()
+        self._cuda.set_device(device_index)
+        self._context = engine.create_execution_context()
+        if self._context is None:
+            raise BackendUnavailableError('TensorRT could not create an execution context '
+                                          '(out of GPU memory?)')
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        self.input_names = tuple(n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT)
+        self.output_names = tuple(n for n in names if n not in self.input_names)
+        self._dtypes = {n: np.dtype(trt.nptype(engine.get_tensor_dtype(n))) for n in names}
+        self._buffers = {n: _Buffer(self._cuda, self._dtypes[n]) for n in names}
+        low, _opt, high = (tuple(s) for s in engine.get_tensor_profile_shape(self.input_names[0], 0))
+        if tuple(low[2:]) == tuple(high[2:]):
+            self.limits = ShapeLimits(fixed=(int(low[2]), int(low[3])))
+        else:
+            self.limits = ShapeLimits(minimum=(int(low[2]), int(low[3])),
+                                      maximum=(int(high[2]), int(high[3])))
+        self._stream = self._cuda.stream_create()
+        self._stream_handle = self._cuda.stream_handle(self._stream)
+        self._start = self._cuda.event_create()
+        self._end = self._cuda.event_create()
+        self._closed = False
+
+    def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self._closed:
+            raise BackendUnavailableError('TensorRT engine is closed')
+        checked = check_inputs(inputs, self.input_names)
+        ctx, cuda, stream = self._context, self._cuda, self._stream
+        for name, array in checked.items():
+            if not ctx.set_input_shape(name, array.shape):
+                raise ConfigError(f'input {name} shape {array.shape} is outside the engine profile '
+                                  f'{self.limits}')
+            buffer = self._buffers[name]
+            buffer.ensure(array.size)
+            host = buffer.view(array.shape)
+            np.copyto(host, array, casting='same_kind')
+            cuda.copy_to_device_async(buffer.device, host, stream)
+            ctx.set_tensor_address(name, buffer.device)
+        shapes = {}
+        for name in self.output_names:
+            shape = tuple(int(d) for d in ctx.get_tensor_shape(name))
+            shapes[name] = shape
+            buffer = self._buffers[name]
+            buffer.ensure(int(np.prod(shape)))
+            ctx.set_tensor_address(name, buffer.device)
+        cuda.event_record(self._start, stream)
+        if not ctx.execute_async_v3(self._stream_handle):
+            raise BackendUnavailableError('TensorRT execute_async_v3 failed (see the TensorRT log)')
+        cuda.event_record(self._end, stream)
+        for name, shape in shapes.items():
+            cuda.copy_to_host_async(self._buffers[name].view(shape), self._buffers[name].device, stream)
+        cuda.stream_synchronize(stream)
+        self.last_inference_ms = cuda.elapsed_ms(self._start, self._end)
+        # Copy out: the pinned buffers are reused by the next call.
+        return {name: self._buffers[name].view(shape).astype(np.float32, copy=True)
+                for name, shape in shapes.items()}
+
+    def describe(self) -> dict[str, str]:
+        cached = self.prepared.cached
+        facts = self._describe_common()
+        facts.update({
+            'model': str(self.prepared.onnx_path),
+            'precision': self.prepared.precision,
+            'engine_file': str(cached.path),
+            'engine_source': cached.source,
+            'engine_reason': cached.reason,
+            'build_seconds': f'{cached.build_seconds:.1f}',
+            'tensorrt_version': cached.key.tensorrt_version,
+            'gpu': self.prepared.device.name,
+            'compute_capability': cached.key.compute_capability,
+            'onnx_sha256': cached.key.onnx_sha256[:12],
+            'cuda_bindings': self._cuda.name,
+            'profile': f'{cached.key.profile_min_hw}..{cached.key.profile_max_hw} '
+                       f'opt {cached.key.profile_opt_hw}',
+        })
+        if self.prepared.note:
+            facts['note'] = self.prepared.note
+        return facts
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._cuda.stream_synchronize(self._stream)
+        finally:
+            for buffer in self._buffers.values():
+                buffer.release()
+            for event in (self._start, self._end):
+                self._cuda.event_destroy(event)
+            self._cuda.stream_destroy(self._stream)
+            self._context = None
+            self._trt_engine = None
