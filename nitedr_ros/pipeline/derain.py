@@ -1,0 +1,210 @@
+"""DerainPipeline: a synchronized set of frames -> pre-process -> engine(s) -> post-process, timed per stage.
+
+Modes and the streams they need:
+
+- ``nitedr``: ``rgb`` and ``thermal`` -> ``derained_rgb`` (derain model) and ``fused`` (fusion model on the
+  derained RGB and the IR, resized to the RGB size). With ``fuse=False`` (thermal silent; the node degrades)
+  only ``rgb`` is needed, only the derain model runs and there is no ``fused`` output.
+- ``stereo``: ``left`` and ``right`` (same size) -> ``derained_left``, ``derained_right`` in one model call.
+- ``single``: ``rgb`` -> ``derained_rgb``.
+
+Outputs have the size and encoding of their input stream. Any problem with a frame, or a non-finite model
+output, raises :class:`nitedr_ros.errors.FrameError` naming the stream; the caller drops or passes through.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..engines.base import InferenceEngine
+from ..errors import ConfigError, FrameError
+from .config import MODE_ROLES, MODES
+from .frames import ImageFrame, check_frame, from_rgb_chw, to_rgb_chw
+from .geometry import FitPlan, fit, plan_fit, unfit
+from .thermal import ThermalNormalizer
+from .timing import STAGES, LatencyWindow, StageTimings
+
+STREAMS: tuple[str, ...] = ('rgb', 'left', 'right', 'thermal')
+OUTPUTS: tuple[str, ...] = ('derained_rgb', 'fused', 'derained_left', 'derained_right')
+
+
+@dataclass
+class PipelineResult:
+    """Output frames by name (``derained_rgb``, ``fused``, ``derained_left``, ...) and stage timings."""
+
+    outputs: dict[str, ImageFrame]
+    timings: StageTimings
+
+
+class _Clock:
+    """Accumulates wall time into stages between marks."""
+
+    def __init__(self) -> None:
+        self.start = self.last = time.perf_counter()
+        self.spent = {'pre': 0.0, 'post': 0.0}
+
+    def mark(self, stage: str | None) -> None:
+        now = time.perf_counter()
+        if stage is not None:
+            self.spent[stage] += (now - self.last) * 1000.0
+        self.last = now
+
+    def total_ms(self) -> float:
+        return (time.perf_counter() - self.start) * 1000.0
+
+
+def _single_io(engine: InferenceEngine, role: str, inputs: tuple[str, ...], outputs: tuple[str, ...]
+               ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The engine's I/O names for a role: the contract names, or the only ones for single-I/O roles."""
+    if set(inputs) <= set(engine.input_names) and set(outputs) <= set(engine.output_names):
+        return inputs, outputs
+    if len(inputs) == 1 and len(engine.input_names) == 1 and len(engine.output_names) == 1:
+        return engine.input_names, engine.output_names
+    raise ConfigError(f'{role} model has inputs {engine.input_names} and outputs {engine.output_names}; '
+                      f'the {role} role needs inputs {inputs} and outputs {outputs}')
+
+
+class DerainPipeline:
+    """Runs one mode's engines on frames; keeps a rolling latency window per stage."""
+
+    def __init__(self, mode: str, engines: Mapping[str, InferenceEngine], *,
+                 thermal: ThermalNormalizer | None = None, window_size: int = 100) -> None:
+        if mode not in MODES:
+            raise ConfigError(f'unknown mode {mode!r}; choose one of {", ".join(MODES)}')
+        missing = [role for role in MODE_ROLES[mode] if role not in engines]
+        if missing:
+            raise ConfigError(f'mode {mode} needs an engine for role(s) {", ".join(missing)}')
+        self.mode = mode
+        self.engines = dict(engines)
+        self.thermal = thermal or ThermalNormalizer()
+        self.windows = {stage: LatencyWindow(window_size) for stage in STAGES}
+        self._io: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        if 'derain' in MODE_ROLES[mode]:
+            self._io['derain'] = _single_io(self.engines['derain'], 'derain', ('image',), ('derained',))
+        if 'fusion' in MODE_ROLES[mode]:
+            self._io['fusion'] = _single_io(self.engines['fusion'], 'fusion', ('visible', 'infrared'),
+                                            ('fused',))
+        if 'stereo' in MODE_ROLES[mode]:
+            self._io['stereo'] = _single_io(self.engines['stereo'], 'stereo', ('left', 'right'),
+                                            ('left_derained', 'right_derained'))
+
+    def required_streams(self, fuse: bool = True) -> tuple[str, ...]:
+        """Streams ``process`` needs in this mode."""
+        if self.mode == 'nitedr':
+            return ('rgb', 'thermal') if fuse else ('rgb',)
+        if self.mode == 'stereo':
+            return ('left', 'right')
+        return ('rgb',)
+
+    def process(self, frames: Mapping[str, ImageFrame], *, fuse: bool = True) -> PipelineResult:
+        """Derain (and fuse) one synchronized set of frames."""
+        for stream in self.required_streams(fuse):
+            if frames.get(stream) is None:
+                hint = ' (pass fuse=False to derain without thermal)' if stream == 'thermal' else ''
+                raise FrameError(stream, f'missing: mode {self.mode} needs '
+                                         f'{" and ".join(self.required_streams(fuse))}{hint}')
+        clock = _Clock()
+        timings = StageTimings()
+        if self.mode == 'stereo':
+            outputs = self._stereo(frames, clock, timings)
+        else:
+            outputs = self._derain_and_fuse(frames, fuse and self.mode == 'nitedr', clock, timings)
+        timings.preprocess_ms = clock.spent['pre']
+        timings.postprocess_ms = clock.spent['post']
+        timings.inference_ms = sum(timings.inference_by_role.values())
+        timings.total_ms = clock.total_ms()
+        for stage, value in timings.as_dict().items():
+            self.windows[stage].add(value)
+        return PipelineResult(outputs, timings)
+
+    def _run(self, role: str, feed: dict[str, np.ndarray], output_streams: tuple[str, ...],
+             clock: _Clock, timings: StageTimings) -> list[np.ndarray]:
+        engine = self.engines[role]
+        clock.mark('pre')
+        results = engine.infer(feed)
+        clock.mark(None)
+        timings.inference_by_role[role] = timings.inference_by_role.get(role, 0.0) + engine.last_inference_ms
+        arrays = []
+        for name, stream in zip(self._io[role][1], output_streams):
+            array = results[name]
+            if not np.isfinite(array).all():
+                raise FrameError(stream, f'{role} model output contains NaN or Inf')
+            arrays.append(array)
+        return arrays
+
+    def _plan(self, role: str, hw: tuple[int, int]) -> FitPlan:
+        engine = self.engines[role]
+        return plan_fit(hw[0], hw[1], engine.multiple_of, engine.limits)
+
+    def _derain_and_fuse(self, frames: Mapping[str, ImageFrame], fuse: bool, clock: _Clock,
+                         timings: StageTimings) -> dict[str, ImageFrame]:
+        rgb_frame = frames['rgb']
+        rgb = to_rgb_chw('rgb', rgb_frame)
+        hw = (rgb.shape[1], rgb.shape[2])
+        infrared = None
+        if fuse:
+            infrared = self.thermal('thermal', frames['thermal'])
+            if infrared.shape != hw:
+                infrared = cv2.resize(infrared, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR)
+        plan = self._plan('derain', hw)
+        (derained,) = self._run('derain', {self._io['derain'][0][0]: fit(rgb, plan)}, ('derained_rgb',),
+                                clock, timings)
+        derained_rgb = unfit(derained, plan)
+        np.clip(derained_rgb, 0.0, 1.0, out=derained_rgb)
+        fused_rgb = None
+        if fuse:
+            assert infrared is not None
+            plan = self._plan('fusion', hw)
+            visible_name, infrared_name = self._io['fusion'][0]
+            feed = {visible_name: fit(derained_rgb, plan), infrared_name: fit(infrared[None], plan)}
+            (fused,) = self._run('fusion', feed, ('fused',), clock, timings)
+            fused_rgb = unfit(fused, plan)
+        clock.mark('pre')
+        outputs = {'derained_rgb': from_rgb_chw(derained_rgb, rgb_frame)}
+        if fused_rgb is not None:
+            outputs['fused'] = from_rgb_chw(fused_rgb, rgb_frame)
+        clock.mark('post')
+        return outputs
+
+    def _stereo(self, frames: Mapping[str, ImageFrame], clock: _Clock,
+                timings: StageTimings) -> dict[str, ImageFrame]:
+        left_frame, right_frame = frames['left'], frames['right']
+        check_frame('left', left_frame)
+        check_frame('right', right_frame)
+        if left_frame.data.shape[:2] != right_frame.data.shape[:2]:
+            (lh, lw), (rh, rw) = left_frame.data.shape[:2], right_frame.data.shape[:2]
+            raise FrameError('right', f'size {rw}x{rh} differs from left {lw}x{lh}; stereo views must match')
+        left = to_rgb_chw('left', left_frame)
+        right = to_rgb_chw('right', right_frame)
+        plan = self._plan('stereo', (left.shape[1], left.shape[2]))
+        left_name, right_name = self._io['stereo'][0]
+        left_out, right_out = self._run('stereo', {left_name: fit(left, plan), right_name: fit(right, plan)},
+                                        ('derained_left', 'derained_right'), clock, timings)
+        clock.mark('pre')
+        outputs = {'derained_left': from_rgb_chw(unfit(left_out, plan), left_frame),
+                   'derained_right': from_rgb_chw(unfit(right_out, plan), right_frame)}
+        clock.mark('post')
+        return outputs
+
+    def latency_summary(self) -> dict[str, dict[str, float]]:
+        """Rolling p50/p95/p99/max per stage."""
+        return {stage: window.summary() for stage, window in self.windows.items()}
+
+    def describe(self) -> dict[str, dict[str, str]]:
+        """``describe()`` of every engine, by role."""
+        return {role: engine.describe() for role, engine in self.engines.items()}
+
+    def close(self) -> None:
+        for engine in self.engines.values():
+            engine.close()
+
+    def __enter__(self) -> DerainPipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

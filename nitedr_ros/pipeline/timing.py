@@ -1,0 +1,74 @@
+"""Per-call stage timings and a rolling latency window with percentiles (standalone, numpy only)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+STAGES: tuple[str, ...] = ('preprocess_ms', 'inference_ms', 'postprocess_ms', 'total_ms')
+
+
+@dataclass
+class StageTimings:
+    """Milliseconds spent in one pipeline call, per stage; ``inference_by_role`` splits inference per model.
+
+    ``inference_ms`` is what the engines measured (CUDA events on GPU); ``total_ms`` is wall clock for the
+    whole call, so it also holds host<->device copies and the pipeline's own bookkeeping.
+    """
+
+    preprocess_ms: float = 0.0
+    inference_ms: float = 0.0
+    postprocess_ms: float = 0.0
+    total_ms: float = 0.0
+    inference_by_role: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, float]:
+        data = asdict(self)
+        data.pop('inference_by_role')
+        return data
+
+
+class LatencyWindow:
+    """The last ``size`` samples in a ring buffer; O(1) ``add``, percentiles on demand.
+
+    Percentiles use linear interpolation between samples (numpy's default). An empty window summarises
+    to zeros with ``count`` 0.
+    """
+
+    def __init__(self, size: int = 100) -> None:
+        if size < 1:
+            raise ValueError(f'LatencyWindow size must be >= 1, got {size}')
+        self.size = int(size)
+        self._values = np.zeros(self.size, np.float64)
+        self._next = 0
+        self._count = 0
+        self.total_count = 0
+
+    def add(self, ms: float) -> None:
+        self._values[self._next] = ms
+        self._next = (self._next + 1) % self.size
+        self._count = min(self._count + 1, self.size)
+        self.total_count += 1
+
+    def __len__(self) -> int:
+        return self._count
+
+    def values(self) -> np.ndarray:
+        """The samples in the window, oldest first (a copy)."""
+        if self._count < self.size:
+            return self._values[:self._count].copy()
+        return np.concatenate((self._values[self._next:], self._values[:self._next]))
+
+    def clear(self) -> None:
+        self._next = 0
+        self._count = 0
+
+    def summary(self) -> dict[str, float]:
+        """``p50``, ``p95``, ``p99``, ``max``, ``mean`` (ms) and ``count`` of the samples in the window."""
+        if self._count == 0:
+            return {'p50': 0.0, 'p95': 0.0, 'p99': 0.0, 'max': 0.0, 'mean': 0.0, 'count': 0}
+        window = self._values[:self._count]
+        p50, p95, p99 = np.percentile(window, (50.0, 95.0, 99.0))
+        return {'p50': float(p50), 'p95': float(p95), 'p99': float(p99), 'max': float(window.max()),
+                'mean': float(window.mean()), 'count': self._count}
