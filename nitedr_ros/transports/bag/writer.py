@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ...errors import NitedrError
 from ...paths import ensure_writable_output
 from .reader import BagError
 
@@ -59,11 +58,14 @@ class AtomicBagWriter:
     def __init__(self, out: str | os.PathLike[str], *, storage: str = 'sqlite3', force: bool = False,
                  protect: Sequence[str | os.PathLike[str]] = ()) -> None:
         if storage not in STORAGES:
-            raise NitedrError(f'unknown storage {storage!r}; choose {" or ".join(STORAGES)}')
+            raise BagError(f'unknown storage {storage!r}; choose {" or ".join(STORAGES)}')
         final = Path(out).expanduser()
         for path in protect:
             if final.resolve() == Path(path).expanduser().resolve():
-                raise NitedrError(f'output {final} is the input bag; choose another output path')
+                raise BagError(f'output {final} is the input bag; choose another output path')
+        if final.suffix == '.bag':
+            raise BagError(f'output {final} ends in .bag, which readers take for a ROS 1 bag file; '
+                           'choose a folder name without it')
         self.final = ensure_writable_output(final, force)
         self.storage = storage
         self._staging = self.final.parent / f'.{self.final.name}.partial-{os.getpid()}'
@@ -75,15 +77,24 @@ class AtomicBagWriter:
 
         if self._staging.exists():
             shutil.rmtree(self._staging)
-        self._staging.mkdir(parents=True)
-        plugin = StoragePlugin.MCAP if self.storage == 'mcap' else StoragePlugin.SQLITE3
-        self.writer = Writer(self.path, version=8, storage_plugin=plugin)
-        self.writer.open()
+        try:
+            self._staging.mkdir(parents=True)
+            plugin = StoragePlugin.MCAP if self.storage == 'mcap' else StoragePlugin.SQLITE3
+            self.writer = Writer(self.path, version=8, storage_plugin=plugin)
+            self.writer.open()
+        except BaseException:  # an interrupt while opening leaves nothing behind either
+            self.abort()
+            raise
         return self.writer
 
     def commit(self) -> Path:
         """Close the writer and move the finished bag to its final name (replacing it if forced)."""
-        self.writer.close()
+        try:
+            self.writer.close()
+        except BaseException:
+            self.writer = None
+            self.abort()
+            raise
         self.writer = None
         if self.final.exists() or self.final.is_symlink():
             if self.final.is_dir() and not self.final.is_symlink():
