@@ -48,7 +48,9 @@ def test_approximate_filter_signals_in_input_order_with_extra_args():
 
 
 def test_approximate_filter_exact_groups_by_input_index_and_live_slop():
-    inputs, sync, received = _wire(ApproximateTimeFilter, 3, 5, 0.010, exact_groups=[(1, 2)], min_interval=0.03)
+    inputs, sync, received = _wire(
+        ApproximateTimeFilter, 3, 5, 0.010, exact_groups=[(1, 2)], min_interval=0.03
+    )
     for name, index, stamp in [('l0', 1, 0), ('r0', 2, 0), ('c3', 0, 3)]:
         inputs[index].signalMessage(Msg(name, stamp))
     assert received == [('c3', 'l0', 'r0')]

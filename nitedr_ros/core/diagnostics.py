@@ -1,0 +1,367 @@
+"""Counters, latency windows and the diagnostic statuses built from them (plain dataclasses, no ROS).
+
+Transports convert each :class:`DiagnosticStatus` to ``diagnostic_msgs/DiagnosticStatus`` (``level`` is the
+message's byte value, ``values`` become ``KeyValue`` pairs) inside one ``DiagnosticArray`` stamped with the
+given node-clock time. Statuses (names ``'<node>: <task>'``, as diagnostic_updater names them):
+
+- ``input <stream>``: rate and last-stamp age on the node clock, frames and drops by reason, last bad
+  message. STALE before the first message (or the clock), ERROR with no message in a period, WARN outside
+  the rate tolerance, on bad messages or when the last stamp is older than ``max_input_age_ms``.
+- ``sync``: sets, spread percentiles, pending messages; WARN when every input arrived but no set formed.
+- ``latency``: p50/p95/p99/max of sync spread, pre-process, inference, post-process, pipeline, processing
+  (set synchronized -> published) and end-to-end (publish time - header stamp, node clock); level from
+  ``diagnostics.latency_warn_ms`` / ``latency_error_ms`` on the end-to-end p95.
+- ``pipeline``: backend and engine facts (``describe()``), outputs, errors, drops by reason, degraded
+  (thermal silent) or disabled state; ERROR after an inference error in the period, WARN when degraded,
+  disabled or busy-dropping.
+- ``qos``: incompatible-QoS events reported by the transport (WARN when any).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any
+
+from ..pipeline.timing import LatencyWindow
+from .clock import NS_PER_MS, NS_PER_S
+
+DROP_BAD_MESSAGE = 'bad_message'
+DROP_SYNC = 'sync'
+DROP_OUT_OF_ORDER = 'out_of_order'
+DROP_BUSY = 'busy'
+DROP_STALE = 'stale'
+DROP_DISABLED = 'disabled'
+DROP_ERROR = 'error'
+DROP_REASONS: tuple[str, ...] = (
+    DROP_BAD_MESSAGE,
+    DROP_SYNC,
+    DROP_OUT_OF_ORDER,
+    DROP_BUSY,
+    DROP_STALE,
+    DROP_DISABLED,
+    DROP_ERROR,
+)
+LATENCY_WINDOWS: tuple[str, ...] = (
+    'sync_spread_ms',
+    'preprocess_ms',
+    'inference_ms',
+    'postprocess_ms',
+    'pipeline_ms',
+    'processing_ms',
+    'end_to_end_ms',
+)
+
+
+class Level(IntEnum):
+    """``diagnostic_msgs/DiagnosticStatus`` level byte values."""
+
+    OK = 0
+    WARN = 1
+    ERROR = 2
+    STALE = 3
+
+
+@dataclass
+class DiagnosticStatus:
+    """One status: level, ``'<node>: <task>'`` name, message, hardware id and ordered key/values."""
+
+    level: Level
+    name: str
+    message: str
+    hardware_id: str
+    values: list[tuple[str, str]] = field(default_factory=list)
+
+    def value(self, key: str) -> str | None:
+        return next((v for k, v in self.values if k == key), None)
+
+
+@dataclass
+class StreamCounters:
+    topic: str
+    frames_total: int = 0
+    frames_in_period: int = 0
+    last_arrival_ns: int | None = None
+    last_stamp_ns: int | None = None
+    bad_in_period: int = 0
+    last_bad: str = ''
+    drops: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DROP_REASONS, 0))
+
+
+@dataclass
+class DiagnosticsContext:
+    """What the statuses need besides the counters (snapshot of the core's state)."""
+
+    node_name: str
+    now_ns: int
+    params: Mapping[str, Any]
+    streams: tuple[str, ...]
+    mode: str
+    backend_facts: dict[str, str]
+    degraded: bool
+    degraded_for_ms: float
+    enabled: bool
+    sync_pending: int
+    hardware_id: str
+
+
+class CoreStats:
+    """Thread-safe counters and latency windows of one node core."""
+
+    def __init__(self, topics: Mapping[str, str], window_size: int) -> None:
+        self._lock = threading.Lock()
+        self.streams = {s: StreamCounters(t) for s, t in topics.items()}
+        self.windows = {name: LatencyWindow(window_size) for name in LATENCY_WINDOWS}
+        self.sets_total = 0
+        self.sets_in_period = 0
+        self.outputs_total = 0
+        self.published_sets_in_period = 0
+        self.errors_total = 0
+        self.errors_in_period = 0
+        self.last_error = ''
+        self.busy_in_period = 0
+        self.qos_events: dict[str, tuple[int, str]] = {}
+        self.period_start_ns: int | None = None
+
+    # -- recording (any thread) -------------------------------------------------------------------------
+    def arrival(self, stream: str, now_ns: int) -> None:
+        with self._lock:
+            counters = self.streams[stream]
+            counters.frames_total += 1
+            counters.frames_in_period += 1
+            counters.last_arrival_ns = now_ns
+
+    def stamp(self, stream: str, stamp_ns: int) -> None:
+        with self._lock:
+            self.streams[stream].last_stamp_ns = stamp_ns
+
+    def bad(self, stream: str, problem: str) -> None:
+        with self._lock:
+            counters = self.streams[stream]
+            counters.bad_in_period += 1
+            counters.last_bad = problem
+            counters.drops[DROP_BAD_MESSAGE] += 1
+
+    def drop(self, streams: Any, reason: str) -> None:
+        with self._lock:
+            for stream in streams:
+                self.streams[stream].drops[reason] += 1
+            if reason == DROP_BUSY:
+                self.busy_in_period += 1
+
+    def synced(self, spread_ns: int) -> None:
+        with self._lock:
+            self.sets_total += 1
+            self.sets_in_period += 1
+            self.windows['sync_spread_ms'].add(spread_ns / NS_PER_MS)
+
+    def error(self, message: str) -> None:
+        with self._lock:
+            self.errors_total += 1
+            self.errors_in_period += 1
+            self.last_error = message
+
+    def published(self, outputs: int, latencies_ms: Mapping[str, float]) -> None:
+        with self._lock:
+            self.outputs_total += outputs
+            self.published_sets_in_period += 1
+            for name, value in latencies_ms.items():
+                self.windows[name].add(value)
+
+    def qos_event(self, topic: str, description: str) -> None:
+        with self._lock:
+            count, _ = self.qos_events.get(topic, (0, ''))
+            self.qos_events[topic] = (count + 1, description)
+
+    def drops_total(self) -> dict[str, int]:
+        with self._lock:
+            return {r: sum(c.drops[r] for c in self.streams.values()) for r in DROP_REASONS}
+
+    # -- statuses ---------------------------------------------------------------------------------------
+    def statuses(self, ctx: DiagnosticsContext) -> list[DiagnosticStatus]:
+        """Build every status and start a new period."""
+        with self._lock:
+            started = ctx.now_ns > 0
+            elapsed_s = None
+            if started and self.period_start_ns is not None and ctx.now_ns > self.period_start_ns:
+                elapsed_s = (ctx.now_ns - self.period_start_ns) / NS_PER_S
+            statuses = [self._input_status(ctx, s, elapsed_s) for s in ctx.streams]
+            statuses.append(self._sync_status(ctx, elapsed_s))
+            statuses.append(self._latency_status(ctx))
+            statuses.append(self._pipeline_status(ctx, elapsed_s))
+            statuses.append(self._qos_status(ctx))
+            if not started:
+                for status in statuses:
+                    status.level = Level.STALE
+                    status.message = 'waiting for the clock (use_sim_time: is /clock published?)'
+            # new period
+            for counters in self.streams.values():
+                counters.frames_in_period = 0
+                counters.bad_in_period = 0
+            self.sets_in_period = 0
+            self.published_sets_in_period = 0
+            self.errors_in_period = 0
+            self.busy_in_period = 0
+            self.period_start_ns = ctx.now_ns if started else None
+            return statuses
+
+    def _name(self, ctx: DiagnosticsContext, task: str) -> str:
+        return f'{ctx.node_name}: {task}'
+
+    def _input_status(
+        self, ctx: DiagnosticsContext, stream: str, elapsed_s: float | None
+    ) -> DiagnosticStatus:
+        c = self.streams[stream]
+        p = ctx.params
+        rate = c.frames_in_period / elapsed_s if elapsed_s else None
+        age_ms = (ctx.now_ns - c.last_stamp_ns) / NS_PER_MS if c.last_stamp_ns is not None else None
+        values = [
+            ('topic', c.topic),
+            ('frames_total', str(c.frames_total)),
+            ('rate_hz', _fmt(rate)),
+            ('expected_rate_hz', _fmt(p['diagnostics.expected_rate_hz'])),
+            ('last_stamp_age_ms', _fmt(age_ms)),
+        ]
+        values += [(f'dropped_{r}', str(n)) for r, n in c.drops.items()]
+        values.append(('last_bad_message', c.last_bad or '-'))
+        expected = p['diagnostics.expected_rate_hz']
+        tolerance = p['diagnostics.rate_tolerance']
+        max_age = p['max_input_age_ms']
+        if c.frames_total == 0:
+            level, message = Level.STALE, 'no message received yet'
+        elif elapsed_s is not None and c.frames_in_period == 0:
+            level, message = Level.ERROR, f'no message for {elapsed_s:.1f} s'
+        elif c.bad_in_period:
+            level, message = Level.WARN, f'{c.bad_in_period} bad message(s): {c.last_bad}'
+        elif rate is not None and expected > 0 and abs(rate - expected) > tolerance * expected:
+            level, message = Level.WARN, f'rate {rate:.1f} Hz outside {expected:g} Hz +- {tolerance:.0%}'
+        elif age_ms is not None and max_age > 0 and age_ms > max_age:
+            level, message = Level.WARN, f'last stamp {age_ms:.0f} ms old (max_input_age_ms {max_age:g})'
+        else:
+            level = Level.OK
+            message = 'receiving' if rate is None else f'{rate:.1f} Hz'
+        return DiagnosticStatus(level, self._name(ctx, f'input {stream}'), message, ctx.hardware_id, values)
+
+    def _sync_status(self, ctx: DiagnosticsContext, elapsed_s: float | None) -> DiagnosticStatus:
+        p = ctx.params
+        spread = self.windows['sync_spread_ms'].summary()
+        values = [
+            ('mode', p['sync.mode']),
+            ('slop_ms', _fmt(p['sync.slop'] * 1000.0)),
+            ('queue_size', str(p['sync.queue_size'])),
+            ('exact_groups', ';'.join(p['sync.exact_groups'])),
+            ('sets_total', str(self.sets_total)),
+            ('sets_rate_hz', _fmt(self.sets_in_period / elapsed_s if elapsed_s else None)),
+            ('spread_ms_p50', _fmt(spread['p50'])),
+            ('spread_ms_p95', _fmt(spread['p95'])),
+            ('spread_ms_max', _fmt(spread['max'])),
+            ('pending_messages', str(ctx.sync_pending)),
+        ]
+        values += [(f'dropped_sync_{s}', str(self.streams[s].drops[DROP_SYNC])) for s in ctx.streams]
+        active = [s for s in ctx.streams if not (ctx.degraded and s == 'thermal')]
+        all_arrived = all(self.streams[s].frames_in_period for s in active)
+        if not any(self.streams[s].frames_total for s in ctx.streams):
+            level, message = Level.STALE, 'no input yet'
+        elif elapsed_s is not None and all_arrived and self.sets_in_period == 0:
+            level, message = (
+                Level.WARN,
+                (
+                    f'inputs arrive but no set formed: stamps differ by more than the '
+                    f'slop ({p["sync.slop"] * 1000.0:g} ms)?'
+                ),
+            )
+        else:
+            level, message = Level.OK, f'{self.sets_total} sets'
+        return DiagnosticStatus(level, self._name(ctx, 'sync'), message, ctx.hardware_id, values)
+
+    def _latency_status(self, ctx: DiagnosticsContext) -> DiagnosticStatus:
+        p = ctx.params
+        values = []
+        for name in LATENCY_WINDOWS:
+            summary = self.windows[name].summary()
+            base = name[: -len('_ms')]
+            values += [(f'{base}_ms_{k}', _fmt(summary[k])) for k in ('p50', 'p95', 'p99', 'max')]
+        end_to_end = self.windows['end_to_end_ms'].summary()
+        warn, error = p['diagnostics.latency_warn_ms'], p['diagnostics.latency_error_ms']
+        if end_to_end['count'] == 0:
+            level, message = Level.STALE, 'nothing published yet'
+        elif end_to_end['p95'] > error:
+            level, message = Level.ERROR, f'end-to-end p95 {end_to_end["p95"]:.1f} ms > {error:g} ms'
+        elif end_to_end['p95'] > warn:
+            level, message = Level.WARN, f'end-to-end p95 {end_to_end["p95"]:.1f} ms > {warn:g} ms'
+        else:
+            level, message = Level.OK, f'end-to-end p95 {end_to_end["p95"]:.1f} ms'
+        return DiagnosticStatus(level, self._name(ctx, 'latency'), message, ctx.hardware_id, values)
+
+    def _pipeline_status(self, ctx: DiagnosticsContext, elapsed_s: float | None) -> DiagnosticStatus:
+        drops = {r: sum(c.drops[r] for c in self.streams.values()) for r in DROP_REASONS}
+        values = [
+            ('mode', ctx.mode),
+            ('enabled', str(ctx.enabled).lower()),
+            ('fusing', str(ctx.mode == 'nitedr' and not ctx.degraded).lower()),
+            ('degraded', str(ctx.degraded).lower()),
+            ('passthrough_on_error', str(ctx.params['passthrough_on_error']).lower()),
+            ('outputs_total', str(self.outputs_total)),
+            ('output_sets_rate_hz', _fmt(self.published_sets_in_period / elapsed_s if elapsed_s else None)),
+            ('errors_total', str(self.errors_total)),
+            ('last_error', self.last_error or '-'),
+        ]
+        values += [(f'dropped_{r}_total', str(n)) for r, n in drops.items()]
+        values += list(ctx.backend_facts.items())
+        if self.errors_in_period:
+            action = 'passing input through' if ctx.params['passthrough_on_error'] else 'dropping sets'
+            level, message = Level.ERROR, f'inference error ({action}): {self.last_error}'
+        elif ctx.degraded:
+            level = Level.WARN
+            message = (
+                f'thermal silent for {ctx.degraded_for_ms:.0f} ms: publishing derained RGB without fusion'
+            )
+        elif not ctx.enabled:
+            level, message = Level.WARN, 'disabled (enable: false)'
+        elif self.busy_in_period:
+            level, message = (
+                Level.WARN,
+                f'{self.busy_in_period} set(s) replaced while busy: slower than input',
+            )
+        else:
+            level, message = Level.OK, f'{ctx.backend_facts.get("backend", "pipeline")} running'
+        return DiagnosticStatus(level, self._name(ctx, 'pipeline'), message, ctx.hardware_id, values)
+
+    def _qos_status(self, ctx: DiagnosticsContext) -> DiagnosticStatus:
+        values = [
+            (topic, f'{count} incompatible: {what}')
+            for topic, (count, what) in sorted(self.qos_events.items())
+        ]
+        if self.qos_events:
+            level = Level.WARN
+            message = 'incompatible QoS on ' + ', '.join(sorted(self.qos_events))
+        else:
+            level, message = Level.OK, 'no incompatible QoS event'
+        return DiagnosticStatus(level, self._name(ctx, 'qos'), message, ctx.hardware_id, values)
+
+
+def _fmt(value: float | None) -> str:
+    return '-' if value is None else f'{value:.3f}'
+
+
+def describe_pipeline(pipeline: Any) -> dict[str, str]:
+    """Backend and engine facts from ``pipeline.describe()`` or its engines' ``describe()``, flattened."""
+    facts: dict[str, str] = {}
+    try:
+        described = pipeline.describe() if hasattr(pipeline, 'describe') else None
+        if described is None and isinstance(getattr(pipeline, 'engines', None), Mapping):
+            described = {role: engine.describe() for role, engine in pipeline.engines.items()}
+    except Exception as exc:  # noqa: BLE001 - diagnostics must never fail on a describe() bug
+        return {'backend': 'unknown', 'describe_error': str(exc)}
+    for key, value in (described or {}).items():
+        if isinstance(value, Mapping):
+            for sub, item in value.items():
+                facts[f'{key}.{sub}'] = str(item)
+                if sub == 'backend':
+                    facts.setdefault('backend', str(item))
+        else:
+            facts[str(key)] = str(value)
+    facts.setdefault('backend', 'unknown')
+    return facts

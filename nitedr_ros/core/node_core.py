@@ -1,0 +1,588 @@
+"""The node's logic without ROS: inputs -> synchronizer -> latest-only buffer -> worker -> pipeline -> sink.
+
+:class:`NodeCore` is shared by the rclpy node, the DDS runtime and ``nitedr bag derain``. The transport
+hands it messages (``on_image``, ``on_camera_info``), implements :class:`OutputSink` and a
+:class:`~nitedr_ros.core.clock.Clock`, and calls ``publish_diagnostics()`` every ``diagnostics.period``
+(or lets the core's own ticker do it). Behaviour:
+
+- **Frame flow**: callbacks only validate cheaply and hand the message to the synchronizer. A set goes
+  into a latest-only buffer (a set not yet taken is replaced: ``busy`` drop); one worker thread converts,
+  runs ``pipeline.process(frames, fuse=...)`` and publishes. ``synchronous=True`` (bag tool) has no worker
+  and no ticker: each set is processed inline, in order, and diagnostics follow the (bag) clock.
+- **Stale sets**: a set older than ``max_input_age_ms`` on the node clock is dropped (``stale``), never while
+  the clock reads 0 (sim time not started).
+- **Degradation** (nitedr mode): thermal silent for ``ir_timeout_ms`` on the node clock -> RGB is
+  synchronized alone and derained with ``fuse=False`` (no ``fused`` output), diagnostics WARN; the next
+  thermal message resumes fusion. An inference error publishes the inputs unchanged when
+  ``passthrough_on_error`` (else drops the set, ``error``) and raises diagnostics to ERROR. A bad message
+  (encoding, size, undecodable) is dropped, counted and named in diagnostics. Nothing raises to the caller.
+- **Outputs** keep the original input header object (``derained_rgb``/``fused``: the rgb header,
+  ``derained_left``/``derained_right``: left/right) and the input encoding; camera_info of the source stream
+  is republished with the same header.
+- **Time jumps**: a stamp more than 1 s older than its stream's previous one (bag loop, sim restart)
+  resets the synchronizers; a smaller step back is refused as ``out_of_order``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..errors import ConfigError, FrameError
+from . import sync as sync_mod
+from .clock import NS_PER_MS, NS_PER_S, Clock, header_stamp_ns
+from .diagnostics import (
+    DROP_BAD_MESSAGE,
+    DROP_BUSY,
+    DROP_DISABLED,
+    DROP_ERROR,
+    DROP_OUT_OF_ORDER,
+    DROP_STALE,
+    DROP_SYNC,
+    CoreStats,
+    DiagnosticsContext,
+    DiagnosticStatus,
+    describe_pipeline,
+)
+from .frame_flow import LatestOnlyBuffer, Ticker, Worker
+from .images import ImageFields, check_image, frame_to_fields, is_compressed, message_fields, message_to_frame
+from .parameters import check_changes, exact_groups_for, pipeline_config, validate
+from .sync import Dropped, SyncedSet, Synchronizer
+from .topics import (
+    FUSED_OUTPUT,
+    MODE_STREAMS,
+    OUTPUT_CAMERA_INFO_TOPICS,
+    OUTPUT_SOURCE,
+    OUTPUT_TOPICS,
+    OUTPUTS,
+    STREAM_CAMERA_INFO_TOPICS,
+    STREAMS,
+    THERMAL_STREAM,
+    image_topic,
+)
+
+JUMP_BACK_NS = NS_PER_S  # a stamp this much older than its predecessor means the clock was reset
+
+
+class OutputSink(Protocol):
+    """What a transport implements to publish. Calls come from the worker thread (or inline)."""
+
+    def publish_image(self, output: str, header: Any, image: ImageFields) -> None:
+        """Publish ``image`` on the output's topic with ``header`` (the input's own header object)."""
+
+    def publish_camera_info(self, output: str, header: Any, camera_info: Any) -> None:
+        """Publish a copy of the cached input ``camera_info`` with its header replaced by ``header``."""
+
+    def publish_diagnostics(self, statuses: list[DiagnosticStatus], stamp_ns: int) -> None:
+        """Publish one DiagnosticArray stamped ``stamp_ns`` (node clock) holding ``statuses``."""
+
+    def publish_debug(self, name: str, value: float) -> None:
+        """Publish a ``std_msgs/Float64`` on ``~/debug/<name>``."""
+
+
+PipelineFactory = Callable[[Mapping[str, Any]], Any]
+
+
+def default_pipeline_factory(params: Mapping[str, Any]) -> Any:
+    """``build_pipeline(pipeline_config(params))`` from :mod:`nitedr_ros.pipeline`."""
+    from ..pipeline.config import build_pipeline
+
+    return build_pipeline(pipeline_config(params))
+
+
+@dataclass
+class _Work:
+    synced: SyncedSet
+    degraded: bool
+    synced_perf_ns: int
+
+
+class NodeCore:
+    """See the module docstring. ``parameters``: any subset of the schema (validated, defaults filled).
+
+    ``pipeline``: a ready pipeline (caller keeps ownership), else ``pipeline_factory(params)`` builds one in
+    the worker thread (closed on ``stop``). ``streams`` overrides the mode's streams (benchmarks, tests).
+    ``own_timer``: run a ticker thread calling :meth:`tick` (default: when not synchronous).
+    """
+
+    def __init__(
+        self,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        sink: OutputSink,
+        clock: Clock,
+        node_name: str = 'nitedr_node',
+        pipeline: Any = None,
+        pipeline_factory: PipelineFactory | None = None,
+        synchronous: bool = False,
+        own_timer: bool | None = None,
+        streams: tuple[str, ...] | None = None,
+        logger: Any = None,
+    ) -> None:
+        self.params: dict[str, Any] = validate(dict(parameters or {}))
+        self.node_name = node_name
+        self.mode: str = self.params['mode']
+        self.streams: tuple[str, ...] = tuple(streams) if streams else MODE_STREAMS[self.mode]
+        unknown = [s for s in self.streams if s not in STREAMS]
+        if unknown:
+            raise ConfigError(f'unknown stream(s) {unknown}; streams: {", ".join(STREAMS)}')
+        self.fusion = self.mode == 'nitedr' and THERMAL_STREAM in self.streams and 'rgb' in self.streams
+        self.outputs: tuple[str, ...] = tuple(
+            o for o in OUTPUTS if OUTPUT_SOURCE[o] in self.streams and (o != FUSED_OUTPUT or self.fusion)
+        )
+        self.synchronous = synchronous
+        self._sink = sink
+        self._clock = clock
+        self._log_target = logger or logging.getLogger('nitedr_ros.core')
+        self._pipeline = pipeline
+        self._owns_pipeline = pipeline is None
+        self._factory = pipeline_factory or default_pipeline_factory
+        self._backend_facts: dict[str, str] = {}
+        self._stats = CoreStats(
+            {s: image_topic(s, self.params['image_transport']) for s in self.streams},
+            self.params['diagnostics.window_size'],
+        )
+        self._sync = self._make_sync(self.streams, degraded=False)
+        non_thermal = tuple(s for s in self.streams if s != THERMAL_STREAM)
+        self._degraded_sync = self._make_sync(non_thermal, degraded=True) if self.fusion else None
+        self._camera_info: dict[str, Any] = {}
+        self._state_lock = threading.Lock()
+        self._param_lock = threading.Lock()
+        self._last_stamp: dict[str, int] = {}
+        self._degraded = False
+        self._thermal_seen_ns: int | None = None
+        self._clock_seen_ns: int | None = None
+        self._silent_since_ns = 0
+        self._last_diag_ns: int | None = None
+        self._last_diag_mono = 0.0
+        self._log_times: dict[str, float] = {}
+        self._buffer = LatestOnlyBuffer()
+        self._worker: Worker | None = None
+        self._ticker: Ticker | None = None
+        self._own_timer = (not synchronous) if own_timer is None else own_timer
+        self._started = False
+        self._stopped = False
+
+    # -- topics for transports --------------------------------------------------------------------------
+    def input_topics(self) -> dict[str, str]:
+        """stream -> image topic (``/compressed`` suffix with ``image_transport: compressed``)."""
+        return {s: image_topic(s, self.params['image_transport']) for s in self.streams}
+
+    def camera_info_topics(self) -> dict[str, str]:
+        return {s: STREAM_CAMERA_INFO_TOPICS[s] for s in self.streams}
+
+    def output_topics(self) -> dict[str, str]:
+        return {o: OUTPUT_TOPICS[o] for o in self.outputs}
+
+    def output_camera_info_topics(self) -> dict[str, str]:
+        return {o: OUTPUT_CAMERA_INFO_TOPICS[o] for o in self.outputs}
+
+    @property
+    def diagnostics_period_s(self) -> float:
+        return float(self.params['diagnostics.period'])
+
+    @property
+    def degraded(self) -> bool:
+        return self._degraded
+
+    @property
+    def pipeline(self) -> Any:
+        return self._pipeline
+
+    @property
+    def stats(self) -> CoreStats:
+        return self._stats
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Build the pipeline (in the worker thread when threaded) and start processing.
+
+        Raises what the pipeline factory raises (e.g. ConfigError for a missing model)."""
+        if self._started:
+            return
+        if self.synchronous:
+            self._setup()
+        else:
+            self._worker = Worker(
+                self._buffer, self._process_safely, setup=self._setup, name=f'{self.node_name}-worker'
+            )
+            self._worker.start()
+            if self._own_timer:
+                period = min(0.1, self.diagnostics_period_s / 2)
+                self._ticker = Ticker(self.tick, period, name=f'{self.node_name}-ticker')
+                self._ticker.start()
+        self._started = True
+
+    def stop(self) -> None:
+        """Stop the ticker and worker, close a pipeline this core built. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._ticker is not None:
+            self._ticker.stop()
+        if self._worker is not None:
+            leftover = self._worker.stop()
+            if leftover is not None:
+                self._stats.drop(leftover.synced.messages, DROP_DISABLED)
+        else:
+            self._buffer.close()
+        if self._owns_pipeline and self._pipeline is not None and hasattr(self._pipeline, 'close'):
+            try:
+                self._pipeline.close()
+            except Exception as exc:  # noqa: BLE001 - shutting down anyway
+                self._log('warning', f'closing the pipeline failed: {exc}')
+
+    def __enter__(self) -> NodeCore:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def flush(self, timeout: float | None = 30.0) -> None:
+        """End of input (bag end): emit and process every set still possible, then wait until idle."""
+        self._sync.flush()
+        if self._degraded_sync is not None:
+            self._degraded_sync.flush()
+        self.wait_idle(timeout)
+
+    def wait_idle(self, timeout: float | None = 10.0) -> bool:
+        """Block until no set is waiting or being processed (threaded mode); True when idle."""
+        return True if self.synchronous else self._buffer.wait_idle(timeout)
+
+    def _setup(self) -> None:
+        if self._pipeline is None:
+            self._pipeline = self._factory(self.params)
+        self._backend_facts = describe_pipeline(self._pipeline)
+        self._log(
+            'info',
+            f'pipeline ready: mode {self.mode}, streams {", ".join(self.streams)}, '
+            f'backend {self._backend_facts.get("backend", "unknown")}',
+        )
+
+    # -- inputs (any thread) ----------------------------------------------------------------------------
+    def on_image(self, stream: str, msg: Any) -> bool:
+        """An Image or CompressedImage of ``stream``; False when it was dropped (and counted)."""
+        try:
+            return self._on_image(stream, msg)
+        finally:
+            if self.synchronous:
+                self.tick()
+
+    def _on_image(self, stream: str, msg: Any) -> bool:
+        if stream not in self.streams:
+            self._log_throttled(
+                f'unknown-{stream}', 'warning', f'message for inactive stream {stream!r} ignored'
+            )
+            return False
+        now = self._clock.now_ns()
+        self._stats.arrival(stream, now)
+        try:
+            stamp = header_stamp_ns(msg)
+            check_image(stream, msg)
+        except FrameError as exc:
+            self._bad_message(stream, exc.problem)
+            return False
+        except (AttributeError, TypeError, ValueError) as exc:
+            self._bad_message(stream, f'malformed message: {exc}')
+            return False
+        self._stats.stamp(stream, stamp)
+        self._check_time_jump(stream, stamp)
+        degraded = self._update_degradation(now, thermal_arrived=stream == THERMAL_STREAM)
+        if degraded and stream != THERMAL_STREAM:
+            assert self._degraded_sync is not None
+            return self._degraded_sync.add(stream, stamp, msg)
+        return self._sync.add(stream, stamp, msg)
+
+    def on_camera_info(self, stream: str, msg: Any) -> None:
+        """Cache the latest camera_info of a stream; republished with each output's header."""
+        if stream in self.streams:
+            self._camera_info[stream] = msg
+
+    def report_qos_event(self, topic: str, description: str) -> None:
+        """A transport saw an incompatible-QoS event: counted, logged loudly, WARN in diagnostics."""
+        self._stats.qos_event(topic, description)
+        self._log(
+            'error',
+            f'incompatible QoS on {topic}: {description}; no data flows on this connection '
+            '(see qos.* parameters and qos_overrides)',
+        )
+
+    def _bad_message(self, stream: str, problem: str) -> None:
+        self._stats.bad(stream, problem)
+        self._log_throttled(f'bad-{stream}', 'warning', f'{stream}: bad message dropped: {problem}')
+
+    def _check_time_jump(self, stream: str, stamp: int) -> None:
+        with self._state_lock:
+            last = self._last_stamp.get(stream)
+            jumped = last is not None and stamp < last - JUMP_BACK_NS
+            if jumped:
+                self._last_stamp.clear()
+            self._last_stamp[stream] = stamp if last is None or jumped else max(stamp, last)
+        if jumped:
+            self._log(
+                'warning',
+                f'{stream}: stamp jumped back {(last - stamp) / NS_PER_S:.1f} s (bag loop or '
+                'clock reset): synchronizer reset',
+            )
+            self._sync.reset()
+            if self._degraded_sync is not None:
+                self._degraded_sync.reset()
+
+    def _update_degradation(self, now: int, thermal_arrived: bool = False) -> bool:
+        """Track thermal silence on the node clock; returns whether RGB runs without fusion now."""
+        if not self.fusion:
+            return False
+        entered = left = False
+        with self._state_lock:
+            if now > 0:
+                if self._clock_seen_ns is None or now < self._clock_seen_ns:
+                    self._clock_seen_ns = now  # first reading, or the clock went back
+                if thermal_arrived:
+                    self._thermal_seen_ns = now
+                    if self._degraded:
+                        self._degraded = False
+                        left = True
+                elif not self._degraded:
+                    since = (
+                        self._thermal_seen_ns if self._thermal_seen_ns is not None else self._clock_seen_ns
+                    )
+                    if now < since:
+                        self._thermal_seen_ns = now
+                    elif now - since > self.params['ir_timeout_ms'] * NS_PER_MS:
+                        self._degraded = True
+                        self._silent_since_ns = since
+                        entered = True
+            degraded = self._degraded
+        if entered:
+            self._log(
+                'warning',
+                f'thermal silent for more than {self.params["ir_timeout_ms"]:g} ms: publishing '
+                'derained RGB without fusion',
+            )
+            self._sync.reset()  # pending RGB waited for thermal that is not coming
+        if left:
+            self._log('info', 'thermal is back: fusion resumes')
+        return degraded
+
+    # -- synchronizer callbacks -------------------------------------------------------------------------
+    def _make_sync(self, streams: tuple[str, ...], degraded: bool) -> Synchronizer:
+        p = self.params
+        return Synchronizer(
+            streams,
+            queue_size=p['sync.queue_size'],
+            slop_ns=round(p['sync.slop'] * NS_PER_S),
+            exact_groups=exact_groups_for(p, streams),
+            min_interval_ns=round(p['sync.min_interval_ms'] * NS_PER_MS),
+            callback=lambda synced: self._on_synced(synced, degraded),
+            drop_callback=self._on_sync_drop,
+        )
+
+    def _on_synced(self, synced: SyncedSet, degraded: bool) -> None:
+        self._stats.synced(synced.spread_ns)
+        work = _Work(synced, degraded, time.perf_counter_ns())
+        if self.synchronous:
+            self._process_safely(work)
+            return
+        replaced = self._buffer.put(work)
+        if replaced is work:  # stopped
+            self._stats.drop(synced.messages, DROP_DISABLED)
+        elif replaced is not None:
+            self._stats.drop(replaced.synced.messages, DROP_BUSY)
+
+    def _on_sync_drop(self, dropped: Dropped) -> None:
+        reason = DROP_OUT_OF_ORDER if dropped.reason == sync_mod.DROP_OUT_OF_ORDER else DROP_SYNC
+        self._stats.drop((dropped.topic,), reason)
+
+    # -- processing (worker thread, or inline) ----------------------------------------------------------
+    def _process_safely(self, work: _Work) -> None:
+        try:
+            self._process(work)
+        except Exception as exc:  # noqa: BLE001 - a bug must not kill the worker or the caller
+            self._stats.error(f'internal error: {exc}')
+            self._stats.drop(work.synced.messages, DROP_ERROR)
+            self._log_throttled('internal', 'error', f'unexpected error while processing a set: {exc!r}')
+
+    def _process(self, work: _Work) -> None:
+        synced = work.synced
+        params = self.params
+        now = self._clock.now_ns()
+        if not params['enable']:
+            self._stats.drop(synced.messages, DROP_DISABLED)
+            return
+        max_age_ns = params['max_input_age_ms'] * NS_PER_MS
+        if max_age_ns > 0 and now > 0 and now - synced.earliest_ns > max_age_ns:
+            self._stats.drop(synced.messages, DROP_STALE)
+            return
+        frames = {}
+        for stream, msg in synced.messages.items():
+            try:
+                frames[stream] = message_to_frame(stream, msg)
+            except FrameError as exc:
+                self._bad_message(stream, exc.problem)
+                self._stats.drop([s for s in synced.messages if s != stream], DROP_BAD_MESSAGE)
+                return
+        fuse = self.fusion and not work.degraded and THERMAL_STREAM in frames
+        try:
+            result = self._pipeline.process(frames, fuse=fuse)
+            outputs: dict[str, Any] = dict(result.outputs)
+            timings = result.timings
+        except Exception as exc:  # noqa: BLE001 - FrameError or any inference failure
+            problem = str(exc) or type(exc).__name__
+            self._stats.error(problem)
+            passthrough = params['passthrough_on_error']
+            action = 'passing input through' if passthrough else 'set dropped'
+            self._log_throttled('inference', 'error', f'inference failed ({action}): {problem}')
+            if not passthrough:
+                self._stats.drop(synced.messages, DROP_ERROR)
+                return
+            outputs = self._passthrough(synced, frames, fuse)
+            timings = None
+        self._publish(work, outputs, timings, params)
+
+    def _passthrough(self, synced: SyncedSet, frames: Mapping[str, Any], fuse: bool) -> dict[str, Any]:
+        """The inputs unchanged, on the outputs this set would have produced."""
+        outputs = {}
+        for output in self.outputs:
+            if output == FUSED_OUTPUT and not fuse:
+                continue
+            source = OUTPUT_SOURCE[output]
+            msg = synced.messages.get(source)
+            if msg is not None:
+                outputs[output] = (
+                    frame_to_fields(frames[source]) if is_compressed(msg) else message_fields(msg)
+                )
+        return outputs
+
+    def _publish(
+        self, work: _Work, outputs: Mapping[str, Any], timings: Any, params: Mapping[str, Any]
+    ) -> None:
+        synced = work.synced
+        published = 0
+        stamps = []
+        for output, image in outputs.items():
+            source = OUTPUT_SOURCE.get(output)
+            if source is None or source not in synced.messages:
+                self._log_throttled(
+                    f'output-{output}',
+                    'warning',
+                    f'pipeline output {output!r} has no source stream in this set: not published',
+                )
+                continue
+            header = synced.messages[source].header
+            fields = image if isinstance(image, ImageFields) else frame_to_fields(image)
+            if self._sink_call('publish_image', output, header, fields):
+                published += 1
+                stamps.append(synced.stamps[source])
+            info = self._camera_info.get(source)
+            if info is not None and params['publish_camera_info']:
+                self._sink_call('publish_camera_info', output, header, info)
+        done_ns = self._clock.now_ns()
+        latencies = {'processing_ms': (time.perf_counter_ns() - work.synced_perf_ns) / NS_PER_MS}
+        if done_ns > 0 and stamps:
+            latencies['end_to_end_ms'] = (done_ns - min(stamps)) / NS_PER_MS
+        if timings is not None:
+            latencies.update(
+                preprocess_ms=float(timings.preprocess_ms),
+                inference_ms=float(timings.inference_ms),
+                postprocess_ms=float(timings.postprocess_ms),
+                pipeline_ms=float(timings.total_ms),
+            )
+        self._stats.published(published, latencies)
+        if params['debug.publish_timing']:
+            self._sink_call('publish_debug', 'processing_time_ms', latencies['processing_ms'])
+            self._sink_call('publish_debug', 'inference_time_ms', latencies.get('inference_ms', 0.0))
+            if 'end_to_end_ms' in latencies:
+                self._sink_call('publish_debug', 'pipeline_latency_ms', latencies['end_to_end_ms'])
+
+    def _sink_call(self, method: str, *args: Any) -> bool:
+        try:
+            getattr(self._sink, method)(*args)
+            return True
+        except Exception as exc:  # noqa: BLE001 - a transport error must not stop the node
+            self._log_throttled(f'sink-{method}', 'error', f'{method} failed: {exc!r}')
+            return False
+
+    # -- diagnostics ------------------------------------------------------------------------------------
+    def tick(self) -> None:
+        """Periodic housekeeping: thermal-silence check and diagnostics when a period has passed."""
+        now = self._clock.now_ns()
+        self._update_degradation(now)
+        period = self.diagnostics_period_s
+        if now > 0:
+            due = (
+                self._last_diag_ns is None
+                or now - self._last_diag_ns >= period * NS_PER_S
+                or now < self._last_diag_ns
+            )
+        else:
+            due = time.monotonic() - self._last_diag_mono >= period
+        if due:
+            self.publish_diagnostics(now)
+
+    def statuses(self, now_ns: int | None = None) -> list[DiagnosticStatus]:
+        """Diagnostic statuses for this period (starts the next period)."""
+        now = self._clock.now_ns() if now_ns is None else now_ns
+        self._update_degradation(now)
+        facts = self._backend_facts
+        hardware_id = (
+            self.params['diagnostics.hardware_id'] or facts.get('device') or facts.get('backend', '')
+        )
+        ctx = DiagnosticsContext(
+            node_name=self.node_name,
+            now_ns=now,
+            params=self.params,
+            streams=self.streams,
+            mode=self.mode,
+            backend_facts=facts,
+            degraded=self._degraded,
+            degraded_for_ms=(now - self._silent_since_ns) / NS_PER_MS if self._degraded else 0.0,
+            enabled=bool(self.params['enable']),
+            sync_pending=self._sync.pending() + (self._degraded_sync.pending() if self._degraded_sync else 0),
+            hardware_id=str(hardware_id),
+        )
+        return self._stats.statuses(ctx)
+
+    def publish_diagnostics(self, now_ns: int | None = None) -> None:
+        """Build the statuses and hand them to the sink (transport timers call this each period)."""
+        now = self._clock.now_ns() if now_ns is None else now_ns
+        self._last_diag_ns = now if now > 0 else None
+        self._last_diag_mono = time.monotonic()
+        self._sink_call('publish_diagnostics', self.statuses(now), now)
+
+    # -- parameters -------------------------------------------------------------------------------------
+    def check_parameters(self, changes: Mapping[str, Any]) -> tuple[bool, str]:
+        """Would this change set be accepted as a whole? ``(ok, reason)``; changes nothing."""
+        new, reason = check_changes(self.params, changes)
+        return new is not None, reason
+
+    def set_parameters(self, changes: Mapping[str, Any]) -> tuple[bool, str]:
+        """Validate the whole change set, then apply it all (or nothing): ``(ok, reason)``."""
+        with self._param_lock:
+            new, reason = check_changes(self.params, changes)
+            if new is None:
+                return False, reason
+            old, self.params = self.params, new
+        if new['sync.slop'] != old['sync.slop']:
+            slop_ns = round(new['sync.slop'] * NS_PER_S)
+            self._sync.set_slop_ns(slop_ns)
+            if self._degraded_sync is not None:
+                self._degraded_sync.set_slop_ns(slop_ns)
+        changed = sorted(k for k in changes if old.get(k) != new.get(k))
+        if changed:
+            self._log('info', 'parameters changed: ' + ', '.join(f'{k}={new[k]!r}' for k in changed))
+        return True, ''
+
+    # -- logging ----------------------------------------------------------------------------------------
+    def _log(self, level: str, message: str) -> None:
+        getattr(self._log_target, level)(message)
+
+    def _log_throttled(self, key: str, level: str, message: str, period_s: float = 5.0) -> None:
+        now = time.monotonic()
+        if now - self._log_times.get(key, -period_s) >= period_s:
+            self._log_times[key] = now
+            self._log(level, message)
