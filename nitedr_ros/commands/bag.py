@@ -33,6 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     derain.add_argument('--backend', help='inference backend (overrides params), e.g. onnxruntime-cpu')
     derain.add_argument('--model', action='append', default=[], metavar='ROLE=PATH',
                         help='model of a role (derain, fusion, stereo); repeatable (overrides params)')
+    derain.add_argument('--param', action='append', default=[], metavar='NAME=VALUE',
+                        help='any node parameter, e.g. max_input_age_ms=200.0 (repeatable; overrides params)')
     derain.add_argument('--storage', choices=('sqlite3', 'mcap'),
                         help='output storage (default: as the input)')
     derain.add_argument('--add-latency', action='store_true',
@@ -105,12 +107,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _derain(args: argparse.Namespace) -> int:
-    from ..transports.bag.derain import BagDerainOptions, derain_bag, format_summary
+    from ..transports.bag.derain import BagDerainOptions, derain_bag, format_summary, parse_overrides
 
     options = BagDerainOptions(
         input=args.input, output=args.output, params=args.params, mode=args.mode,
         topics=_pairs(args.topic, '--topic'), namespace=args.namespace, backend=args.backend,
-        models=_pairs(args.model, '--model'), storage=args.storage, add_latency=args.add_latency,
+        models=_pairs(args.model, '--model'), overrides=parse_overrides(args.param), storage=args.storage,
+        add_latency=args.add_latency,
         progress=not args.no_progress, force=args.force)
     summary = derain_bag(options)
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))

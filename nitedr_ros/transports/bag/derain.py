@@ -1,0 +1,334 @@
+"""``nitedr bag derain``: the node core run synchronously over a recorded bag.
+
+Same synchronizer, pipeline, degradation and diagnostics as the live node (:class:`NodeCore` with
+``synchronous=True``); the node clock is the bag (record) time of the message being handed in, as with
+``ros2 bag play --clock`` and ``use_sim_time``. OUT holds every input topic unchanged (ROS 1 input is
+converted to ROS 2 definitions) plus the node's outputs:
+
+- ``<ns>/derained/.../image``, ``<ns>/fused/image`` (+ ``camera_info`` when the input has one): header =
+  the input image's header, verbatim; encoding = the input encoding (CompressedImage input: its decoded
+  encoding). **Record time** = the record time of the newest message of the set (the moment the live node
+  would have had the whole set), or that plus the measured processing time with ``add_latency``.
+- ``/diagnostics`` every ``diagnostics.period`` of bag time, stamped and recorded at that bag time; a final
+  one at the end of the bag. ``~/debug/*_ms`` Float64 values at the record time of their set.
+
+Differences from the live node, on purpose: sets are processed inline (nothing is dropped as ``busy``), and
+``max_input_age_ms`` is 0 (off) unless given, since a bag's stamp-to-record delay is not processing backlog.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...core.clock import ManualClock
+from ...core.diagnostics import DROP_REASONS
+from ...core.node_core import NodeCore
+from ...core.parameters import DEFAULT_NODE_NAME, load_parameter_file, validate
+from ...core.topics import (
+    DEBUG_VALUES,
+    MODE_OUTPUTS,
+    OUTPUT_CAMERA_INFO_TOPICS,
+    OUTPUT_SOURCE,
+    OUTPUT_TOPICS,
+    debug_topic,
+)
+from ...errors import ConfigError
+from ..dds.names import NameResolver
+from .reader import CAMERA_INFO, BagError, assign_streams, deserialize, image_topics, iter_raw, open_bag
+from .ros2_messages import DIAGNOSTIC_ARRAY, FLOAT64, IMAGE, Ros2Messages
+from .writer import AtomicBagWriter, OriginalTopicCopier, Ros2PayloadConverter, output_typestore, storage_of
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BagDerainOptions:
+    """What ``nitedr bag derain`` was asked to do."""
+
+    input: str | Path
+    output: str | Path
+    params: str | Path = ''
+    mode: str | None = None
+    topics: dict[str, str] = field(default_factory=dict)  # stream -> bag topic
+    namespace: str = '/'
+    node_name: str = DEFAULT_NODE_NAME
+    backend: str | None = None
+    models: dict[str, str] = field(default_factory=dict)  # role -> model path
+    overrides: dict[str, Any] = field(default_factory=dict)  # any node parameter
+    storage: str | None = None
+    add_latency: bool = False
+    progress: bool = True
+    force: bool = False
+    pipeline: Any = None  # a ready pipeline (tests, benchmarks); default: built from the parameters
+
+
+def node_parameters(options: BagDerainOptions) -> dict[str, Any]:
+    """The node parameters for this run: file (or defaults), then mode/backend/models/overrides."""
+    given: dict[str, Any] = {}
+    if options.params:
+        given.update(load_parameter_file(options.params, node_name=options.node_name,
+                                         namespace=options.namespace).given)
+    if options.mode:
+        if given.get('mode', options.mode) != options.mode:
+            given = {k: v for k, v in given.items() if not k.startswith('models.')}
+        given['mode'] = options.mode
+    if options.backend:
+        given['backend'] = options.backend
+    for role, path in options.models.items():
+        given[f'models.{role}'] = path
+    given.setdefault('max_input_age_ms', 0.0)
+    given.update(options.overrides)
+    return validate(given)
+
+
+def camera_info_topic(image_topic: str) -> str:
+    """``/cam/image_raw`` -> ``/cam/camera_info``; ``/cam/image/compressed`` -> ``/cam/camera_info``."""
+    parts = image_topic.rstrip('/').split('/')
+    if len(parts) > 1 and parts[-1] in ('compressed', 'theora', 'compressedDepth'):
+        parts = parts[:-1]
+    return '/'.join([*parts[:-1], 'camera_info'])
+
+
+class _BagSink:
+    """OutputSink writing the core's outputs into the output bag at the current bag time."""
+
+    def __init__(self, writer: Any, typestore: Any, topics: Mapping[str, str], info_topics: Mapping[str, str],
+                 debug_topics: Mapping[str, str], add_latency: bool) -> None:
+        self.writer = writer
+        self.typestore = typestore
+        self.messages = Ros2Messages(typestore)
+        self.record_ns = 0
+        self.add_latency = add_latency
+        self.set_started = time.perf_counter_ns()
+        self.connections: dict[str, Any] = {}
+        self.counts: dict[str, int] = {}
+        self._topics = dict(topics)
+        self._info_topics = dict(info_topics)
+        self._debug_topics = dict(debug_topics)
+        self.debug_values: dict[str, list[float]] = {name: [] for name in debug_topics}
+        self.diagnostics_published = 0
+
+    def _write(self, topic: str, msgtype: str, msg: Any, record_ns: int) -> None:
+        connection = self.connections.get(topic)
+        if connection is None:
+            connection = self.connections[topic] = self.writer.add_connection(topic, msgtype,
+                                                                              typestore=self.typestore)
+            self.counts[topic] = 0
+        self.writer.write(connection, record_ns, self.typestore.serialize_cdr(msg, msgtype))
+        self.counts[topic] += 1
+
+    def _output_time(self) -> int:
+        if not self.add_latency:
+            return self.record_ns
+        return self.record_ns + (time.perf_counter_ns() - self.set_started)
+
+    def publish_image(self, output: str, header: Any, image: Any) -> None:
+        self._write(self._topics[output], IMAGE, self.messages.image(header, image), self._output_time())
+
+    def publish_camera_info(self, output: str, header: Any, camera_info: Any) -> None:
+        self._write(self._info_topics[output], CAMERA_INFO, self.messages.camera_info(camera_info, header),
+                    self._output_time())
+
+    def publish_diagnostics(self, statuses: list[Any], stamp_ns: int) -> None:
+        self._write('/diagnostics', DIAGNOSTIC_ARRAY, self.messages.diagnostic_array(statuses, stamp_ns),
+                    stamp_ns if stamp_ns > 0 else self.record_ns)
+        self.diagnostics_published += 1
+
+    def publish_debug(self, name: str, value: float) -> None:
+        self.debug_values.setdefault(name, []).append(float(value))
+        topic = self._debug_topics.get(name)
+        if topic is not None:
+            self._write(topic, FLOAT64, self.messages.float64(value), self._output_time())
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    array = np.asarray(values)
+    p50, p90, p95, p99 = np.percentile(array, (50, 90, 95, 99))
+    return {'p50': float(p50), 'p90': float(p90), 'p95': float(p95), 'p99': float(p99),
+            'max': float(array.max()), 'mean': float(array.mean()), 'count': int(array.size)}
+
+
+def derain_bag(options: BagDerainOptions,
+               progress_callback: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Run the node over ``options.input`` into ``options.output``; returns the summary (see module doc)."""
+    started = time.monotonic()
+    params = node_parameters(options)
+    input_path = Path(options.input).expanduser()
+    output = AtomicBagWriter(options.output, storage=options.storage or storage_of(input_path),
+                             force=options.force, protect=[input_path])
+    names = NameResolver.from_rules(options.namespace, options.node_name)
+    with open_bag(input_path) as reader:
+        all_topics = {conn.topic: conn.msgtype for conn in reader.connections}
+        chosen, notes = assign_streams(image_topics(reader), all_topics, params['mode'], options.topics,
+                                       options.namespace)
+        typestore = output_typestore(reader)
+        to_ros2 = Ros2PayloadConverter(reader, typestore)
+        stream_of_topic = {item.topic: stream for stream, item in chosen.items()}
+        info_of_topic = {}  # bag topic of a camera_info -> its stream
+        for stream, item in chosen.items():
+            wanted = '/' + camera_info_topic(item.topic).lstrip('/')
+            for topic, msgtype in all_topics.items():
+                if msgtype == CAMERA_INFO and '/' + topic.lstrip('/') == wanted:
+                    info_of_topic[topic] = stream
+        outputs = MODE_OUTPUTS[params['mode']]
+        out_topics = {o: names.resolve(OUTPUT_TOPICS[o]) for o in outputs}
+        out_info_topics = {o: names.resolve(OUTPUT_CAMERA_INFO_TOPICS[o]) for o in outputs
+                           if OUTPUT_SOURCE[o] in info_of_topic.values()}
+        debug_topics = ({name: names.resolve(debug_topic(name)) for name in DEBUG_VALUES}
+                        if params['debug.publish_timing'] else {})
+        clashes = sorted(({*out_topics.values(), *out_info_topics.values(), '/diagnostics',
+                           *debug_topics.values()}) & {'/' + t.lstrip('/') for t in all_topics})
+        if clashes:
+            raise BagError(f'the input bag already has {", ".join(clashes)}, which the node would write; '
+                           'use --namespace to put the outputs elsewhere')
+
+        clock = ManualClock()
+        writer = output.open()
+        try:
+            copier = OriginalTopicCopier(reader, writer, typestore)
+            sink = _BagSink(writer, typestore, out_topics, out_info_topics, debug_topics, options.add_latency)
+            core = NodeCore(params, sink=sink, clock=clock, node_name=options.node_name,
+                            pipeline=options.pipeline, synchronous=True)
+            core.start()
+            frames_in = dict.fromkeys(chosen, 0)
+            copied = 0
+            total = reader.message_count
+            bar = _progress_bar(total, options.progress)
+            for connection, record_ns, raw in iter_raw(reader, bag=input_path):
+                clock.set_ns(record_ns)
+                sink.record_ns = record_ns
+                copier.write(connection, record_ns, raw)
+                copied += 1
+                stream = stream_of_topic.get(connection.topic)
+                info_stream = info_of_topic.get(connection.topic)
+                if stream is not None or info_stream is not None:
+                    msg = _ros2_message(reader, typestore, to_ros2, connection, raw)
+                    if stream is not None:
+                        frames_in[stream] += 1
+                        sink.set_started = time.perf_counter_ns()
+                        core.on_image(stream, msg)
+                    else:
+                        core.on_camera_info(info_stream, msg)
+                if bar is not None:
+                    bar.update(1)
+                if progress_callback is not None:
+                    progress_callback(copied, total)
+            core.flush()
+            core.publish_diagnostics()
+            stats = core.stats
+            drops = stats.drops_total()
+            backend = _backend(core)
+            core.stop()
+            if bar is not None:
+                bar.close()
+            committed = output.commit()
+        except BaseException:
+            output.abort()
+            raise
+    wall_s = time.monotonic() - started
+    if copied != total:
+        notes.append(f'warning: the input lists {total} messages but only {copied} could be read '
+                     '(rosbags could not match every connection of this bag)')
+    notes.extend(copier.notes)
+    summary = {
+        'input': str(input_path),
+        'output': str(committed),
+        'mode': params['mode'],
+        'streams': {stream: item.topic for stream, item in chosen.items()},
+        'camera_info': {stream: topic for topic, stream in info_of_topic.items()},
+        'frames_in': frames_in,
+        'sets_made': stats.sets_total,
+        'outputs_published': stats.outputs_total,
+        'inference_errors': stats.errors_total,
+        'dropped': {reason: count for reason, count in drops.items() if count},
+        'output_topics': {topic: count for topic, count in sorted(sink.counts.items())},
+        'messages_copied': copied,
+        'diagnostics_published': sink.diagnostics_published,
+        'latency_ms': {name: _percentiles(values) for name, values in sink.debug_values.items() if values},
+        'backend': backend,
+        'wall_s': wall_s,
+        'sets_per_s': stats.sets_total / wall_s if wall_s > 0 else 0.0,
+        'record_time': 'input + processing' if options.add_latency else 'newest input of the set',
+        'max_input_age_ms': params['max_input_age_ms'],
+        'notes': notes,
+    }
+    return summary
+
+
+def _backend(core: NodeCore) -> str:
+    pipeline = core.pipeline
+    describe = getattr(pipeline, 'describe', None)
+    if describe is None:
+        return type(pipeline).__name__
+    try:
+        facts = describe()
+    except Exception:  # noqa: BLE001 - only for the summary
+        return 'unknown'
+    backends = sorted({str(f.get('backend', '')) for f in facts.values() if isinstance(f, dict)} - {''})
+    return ', '.join(backends) or 'unknown'
+
+
+def _ros2_message(reader: Any, typestore: Any, to_ros2: Ros2PayloadConverter, connection: Any,
+                  raw: bytes) -> Any:
+    """The message as a ROS 2 object (ROS 1 input converted), or a BagError naming the topic."""
+    if reader.is2:
+        return deserialize(reader, raw, connection)
+    payload = to_ros2(connection, raw)
+    try:
+        return typestore.deserialize_cdr(payload, to_ros2.msgtype(connection))
+    except Exception as exc:
+        raise BagError(f'cannot decode a {connection.msgtype} message on {connection.topic}: {exc}') from exc
+
+
+def _progress_bar(total: int, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, unit='msg', desc='bag derain', leave=False)
+
+
+def format_summary(summary: Mapping[str, Any]) -> str:
+    """The end-of-run report printed by ``nitedr bag derain``."""
+    lines = [f'wrote {summary["output"]} ({summary["messages_copied"]} input messages copied, '
+             f'{summary["wall_s"]:.1f} s, {summary["sets_per_s"]:.1f} sets/s, backend {summary["backend"]})']
+    lines.append(f'mode {summary["mode"]}: ' + ', '.join(f'{s} = {t}' for s, t in summary['streams'].items()))
+    lines.append('frames in: ' + ', '.join(f'{s} {n}' for s, n in summary['frames_in'].items())
+                 + f'; sets made: {summary["sets_made"]}; outputs published: {summary["outputs_published"]}')
+    dropped = summary['dropped']
+    lines.append('dropped: ' + (', '.join(f'{reason} {dropped[reason]}' for reason in DROP_REASONS
+                                          if reason in dropped) or 'none'))
+    if summary['inference_errors']:
+        lines.append(f'inference errors: {summary["inference_errors"]}')
+    for name, values in summary['latency_ms'].items():
+        lines.append(f'{name}: p50 {values["p50"]:.1f}, p90 {values["p90"]:.1f}, p99 {values["p99"]:.1f}, '
+                     f'max {values["max"]:.1f} ms ({values["count"]} sets)')
+    lines.append('written: ' + ', '.join(f'{t} {n}' for t, n in summary['output_topics'].items()))
+    lines.append(f'output record time: {summary["record_time"]}; max_input_age_ms '
+                 f'{summary["max_input_age_ms"]:g}')
+    lines.extend(f'note: {note}' for note in summary['notes'])
+    return '\n'.join(lines)
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``name=value`` pairs (YAML scalars) -> parameter overrides."""
+    import yaml
+
+    overrides = {}
+    for item in items:
+        name, sep, value = item.partition('=')
+        if not sep or not name:
+            raise ConfigError(f'--param needs NAME=VALUE, got {item!r}')
+        overrides[name.strip()] = yaml.safe_load(value)
+    return overrides
