@@ -70,6 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     play.add_argument('--wait-timeout', type=float, default=30.0)
     play.add_argument('--delay', type=float, default=0.0, help='seconds to wait before playing')
     play.add_argument('--qos', choices=('reliable', 'best_effort'), default='reliable')
+    play.add_argument('--publish-log', default='', metavar='CSV',
+                      help='write topic,stamp ns,publish wall time ns per message (latency studies)')
     _dds_arguments(play)
 
     record = sub.add_parser('record', help='record ROS 2 topics from DDS into a rosbag2')
@@ -150,12 +152,23 @@ def _play(args: argparse.Namespace) -> int:
     from ..transports.bag.player import BagPlayer
     from ..transports.dds.participant import RELIABLE, SENSOR_DATA
 
+    log_lines: list[str] = []
+
+    def on_publish(topic: str, stamp_ns: int | None, wall_ns: int) -> None:
+        log_lines.append(f'{topic},{"" if stamp_ns is None else stamp_ns},{wall_ns}\n')
+
     player = BagPlayer(args.bag, rate=args.rate, loop=args.loop, clock=args.clock, clock_hz=args.clock_hz,
                        topics=args.topics, domain_id=args.domain,
                        qos=RELIABLE if args.qos == 'reliable' else SENSOR_DATA, wait_for=args.wait_for,
-                       wait_timeout_s=args.wait_timeout, delay_s=args.delay, dds_config=args.dds_config)
+                       wait_timeout_s=args.wait_timeout, delay_s=args.delay, dds_config=args.dds_config,
+                       on_publish=on_publish if args.publish_log else None)
     _stop_on_signals(player.stop)
     stats = player.run()
+    if args.publish_log:
+        from pathlib import Path
+
+        log_path = Path(args.publish_log)
+        log_path.write_text('topic,stamp_ns,wall_ns\n' + ''.join(log_lines))
     print(f'played {stats.total} messages in {stats.wall_s:.2f} s ({stats.loops} loop(s), '
           f'{stats.clock_messages} /clock), max lateness {stats.late_ms_max:.1f} ms')
     for topic, count in sorted(stats.published.items()):

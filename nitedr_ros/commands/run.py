@@ -1,0 +1,119 @@
+"""``nitedr run``: start the node without ROS, over Cyclone DDS with ROS 2 wire conventions.
+
+ROS 2 nodes on the same DDS domain (rmw_cyclonedds; Fast DDS usually) see its topics. By default DDS stays on
+this host (the shipped loopback config) unless ``CYCLONEDDS_URI`` or ``--dds-config`` says otherwise.
+``--transport rclpy`` runs the rclpy node instead (needs a ROS 2 install).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import threading
+from typing import Any
+
+from ..errors import ConfigError
+
+HELP = 'run the node over DDS without ROS (ROS 2 topic names, types, QoS); Ctrl-C stops it'
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--transport', choices=('dds', 'rclpy'), default='dds',
+                        help='dds: Cyclone DDS, no ROS needed (default); rclpy: the ROS 2 node')
+    parser.add_argument('--params', default='',
+                        help='parameter YAML (/**: ros__parameters:), a path or a name in config/ '
+                             '(default: nitedr.yaml, or <mode>.yaml)')
+    parser.add_argument('--mode', choices=('nitedr', 'stereo', 'single'),
+                        help='pipeline mode (overrides params)')
+    parser.add_argument('--param', action='append', default=[], metavar='NAME=VALUE',
+                        help='set a parameter, e.g. backend=onnxruntime-cpu (repeatable)')
+    parser.add_argument('--model', action='append', default=[], metavar='ROLE=PATH',
+                        help='model of a role (derain, fusion, stereo); repeatable')
+    parser.add_argument('--backend', help='inference backend (overrides params)')
+    parser.add_argument('--remap', action='append', default=[], metavar='FROM:=TO',
+                        help='topic remap as in --ros-args -r, e.g. rgb/image:=/camera/image_raw')
+    parser.add_argument('--namespace', default='/', help='node namespace (default /)')
+    parser.add_argument('--node-name', default='nitedr_node')
+    parser.add_argument('--domain', type=int, default=None, help='DDS domain (default: $ROS_DOMAIN_ID or 0)')
+    parser.add_argument('--dds-config', default=None,
+                        help='Cyclone DDS XML (default: $CYCLONEDDS_URI, else the shipped loopback config)')
+    parser.add_argument('--use-sim-time', action='store_true', help='node clock from /clock (bag replay)')
+    parser.add_argument('--duration', type=float, default=0.0, help='stop after this many seconds (0: never)')
+    parser.add_argument('--no-flush', action='store_true',
+                        help='at exit, drop pending inputs instead of flushing the synchronizer')
+    parser.add_argument('--log-level', default='info', choices=('debug', 'info', 'warning', 'error'))
+
+
+def load_parameters(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(node parameters, ROS's own parameters) from the file, mode, --param, --model and --backend."""
+    from ..core.parameters import load_parameter_file, validate
+    from ..transports.bag.derain import parse_overrides
+
+    params_file = args.params or (f'{args.mode}.yaml' if args.mode else 'nitedr.yaml')
+    try:
+        loaded = load_parameter_file(params_file, node_name=args.node_name, namespace=args.namespace)
+        given, ros = dict(loaded.given), dict(loaded.ros)
+    except ConfigError:
+        if args.params:
+            raise
+        given, ros = {}, {}  # no shipped config found (pip install without data files): schema defaults
+    if args.mode:
+        if given.get('mode', args.mode) != args.mode:
+            given = {k: v for k, v in given.items() if not k.startswith('models.')}
+        given['mode'] = args.mode
+    if args.backend:
+        given['backend'] = args.backend
+    for item in args.model:
+        role, sep, path = item.partition('=')
+        if not sep or not role or not path:
+            raise ConfigError(f'--model needs ROLE=PATH, got {item!r}')
+        given[f'models.{role.strip()}'] = path.strip()
+    for name, value in parse_overrides(args.param).items():
+        if name == 'use_sim_time' or name.startswith('qos_overrides.'):
+            ros[name] = value
+        else:
+            given[name] = value
+    if args.use_sim_time:
+        ros['use_sim_time'] = True
+    return validate(given), ros
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    logging.basicConfig(level=getattr(logging, args.log_level.upper()),
+                        format='[%(levelname)s] [%(name)s]: %(message)s')
+    if args.transport == 'rclpy':
+        try:
+            from ..transports import rclpy_node
+        except ImportError as exc:
+            raise ConfigError(f'--transport rclpy needs ROS 2 (rclpy): {exc}; use --transport dds') from None
+        return int(rclpy_node.main() or 0)
+
+    from ..transports.dds.node_runtime import DdsNodeRuntime, run_until
+
+    params, ros = load_parameters(args)
+    runtime = DdsNodeRuntime(params, ros_params=ros, node_name=args.node_name, namespace=args.namespace,
+                             remaps=args.remap, domain_id=args.domain, dds_config=args.dds_config)
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: Any) -> None:
+        stop.set()
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        runtime.start()
+        topics = runtime.describe_topics()
+        print(f'nitedr: ready on DDS domain {runtime.node.domain_id}, mode {params["mode"]}, '
+              f'{"sim time" if runtime.use_sim_time else "system time"}; '
+              f'subscribes {", ".join(topics["subscribes"])}; publishes {", ".join(topics["publishes"])}',
+              flush=True)
+        run_until(runtime, stop, args.duration)
+    finally:
+        runtime.shutdown(flush=not args.no_flush)
+    stats = runtime.core.stats
+    drops = {reason: count for reason, count in stats.drops_total().items() if count}
+    print('nitedr: stopped; ' + json.dumps({'sets': stats.sets_total, 'outputs': stats.outputs_total,
+                                            'drops': drops, 'errors': stats.errors_total}), flush=True)
+    return 0
