@@ -310,3 +310,35 @@ def test_four_streams_with_an_exact_stereo_pair():
         ['derained_rgb', 'fused', 'derained_left', 'derained_right']
     )
     assert pipeline.calls == [(('rgb', 'left', 'right', 'thermal'), True)]
+
+
+@pytest.mark.parametrize(
+    ('mode', 'inputs'),
+    [
+        ('nitedr', [('rgb', 'rgb8'), ('thermal', 'mono16')]),
+        ('stereo', [('left', 'bgr8'), ('right', 'bgr8')]),
+        ('single', [('rgb', 'rgb8')]),
+    ],
+)
+def test_real_pipeline_with_the_identity_backend(mode, inputs):
+    """Default factory: parameters -> PipelineConfig -> build_pipeline; identity engines pass pixels."""
+    sink = RecordingSink()
+    core = NodeCore(
+        {'mode': mode, 'backend': 'identity', 'max_input_age_ms': 0.0},
+        sink=sink,
+        clock=ManualClock(1),
+        synchronous=True,
+    )
+    core.start()
+    pixels = {}
+    for stream, encoding in inputs:
+        pixels[stream] = pattern_image(24, 32, encoding, seed=len(pixels))
+        core.on_image(stream, make_image(pixels[stream], encoding, 10**9, stream))
+    core.stop()
+    sources = {'derained_rgb': 'rgb', 'fused': 'rgb', 'derained_left': 'left', 'derained_right': 'right'}
+    assert sorted(o for o, _, _ in sink.images) == sorted(core.outputs)
+    for output, header, fields in sink.images:
+        source = sources[output]
+        assert header.frame_id == source and fields.encoding == dict(inputs)[source]
+        np.testing.assert_array_equal(fields.as_numpy().reshape(pixels[source].shape), pixels[source])
+    assert sink.last_statuses()['pipeline'].value('backend') == 'identity'

@@ -285,6 +285,28 @@ SCHEMA_BY_NAME: dict[str, ParamSpec] = {spec.name: spec for spec in SCHEMA}
 DYNAMIC_NAMES: tuple[str, ...] = tuple(spec.name for spec in SCHEMA if spec.dynamic)
 
 
+def descriptor_fields(spec: ParamSpec) -> dict[str, Any]:
+    """What a ROS ``ParameterDescriptor`` of this parameter holds, ROS-free: ``type`` (the
+    ``ParameterType`` constant name), ``description``, ``additional_constraints``, ``read_only`` and
+    ``integer_range`` / ``floating_point_range`` as ``(from, to)`` (scalars only; rclpy checks them)."""
+    fields: dict[str, Any] = {
+        'type': f'PARAMETER_{spec.type.upper()}',
+        'description': spec.description,
+        'additional_constraints': spec.constraints,
+        'read_only': spec.read_only,
+    }
+    if spec.range is not None and spec.type == 'integer':
+        fields['integer_range'] = (int(spec.range[0]), int(spec.range[1]))
+    elif spec.range is not None and spec.type == 'double':
+        fields['floating_point_range'] = (float(spec.range[0]), float(spec.range[1]))
+    return fields
+
+
+def from_ros_value(spec: ParamSpec, value: Any) -> Any:
+    """A value as rclpy returns it (arrays may be ``array.array``) in the schema's Python form."""
+    return list(value) if spec.type.endswith('_array') and value is not None else value
+
+
 def defaults() -> dict[str, Any]:
     """Every parameter at its default (fresh copies of list defaults)."""
     return {
