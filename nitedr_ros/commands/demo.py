@@ -1,0 +1,228 @@
+"""``nitedr demo``: the whole node path on this machine, no ROS and no GPU needed.
+
+1. makes the night-rain sample bag (``<output-dir>/sample_bag``) unless it exists;
+2. starts three processes on a private DDS domain over loopback: a recorder, the node (``nitedr run``,
+   ONNX Runtime CPU, sim time) and a player (``nitedr bag play --clock``);
+3. replays the bag through the node, records what it publishes, stops everything;
+4. writes ``grid.png`` (rainy | derained | fused | IR for a few frames), ``latency.png``, ``report.md`` and
+   ``summary.json`` into a new ``<output-dir>/run-<time>/`` folder (nothing earlier is overwritten), and
+   prints where they are.
+
+The node uses whatever its parameters point at: the shipped models (``models/*.onnx``) by default,
+``--model ROLE=PATH`` or ``--params FILE`` otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, NitedrError
+
+HELP = 'replay a night-rain sample bag through the node over DDS (CPU) and write before/after images and ' \
+       'a latency report'
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--output-dir', default='out/demo', help='where the sample bag and the runs go')
+    parser.add_argument('--bag', default='', help='replay this bag instead of the sample (node topic names)')
+    parser.add_argument('--params', default='', help='node parameter YAML (default: the shipped one)')
+    parser.add_argument('--mode', choices=('nitedr', 'stereo', 'single'), help='pipeline mode')
+    parser.add_argument('--model', action='append', default=[], metavar='ROLE=PATH',
+                        help='model of a role (derain, fusion, stereo); default: the shipped models')
+    parser.add_argument('--backend', default='onnxruntime-cpu',
+                        help='inference backend (default onnxruntime-cpu; auto picks TensorRT on a GPU)')
+    parser.add_argument('--param', action='append', default=[], metavar='NAME=VALUE',
+                        help='any other node parameter (repeatable)')
+    parser.add_argument('--rate', type=float, default=1.0, help='replay speed (default 1: real time)')
+    parser.add_argument('--frames', type=int, default=4, help='rows of the before/after grid (default 4)')
+    parser.add_argument('--duration', type=float, default=4.0, help='length of a new sample bag in s')
+    parser.add_argument('--domain', type=int, default=None,
+                        help='DDS domain (default: a private one derived from the process id)')
+    parser.add_argument('--startup-timeout', type=float, default=300.0,
+                        help='seconds the node may take to load its models (default 300)')
+
+
+class ChildProcess:
+    """``python -m nitedr_ros <args>`` with its output collected (and logged to a file)."""
+
+    def __init__(self, name: str, args: list[str], log_path: Path) -> None:
+        self.name = name
+        self.lines: list[str] = []
+        self.log_path = log_path
+        env = dict(os.environ, PYTHONUNBUFFERED='1')
+        self.popen = subprocess.Popen([sys.executable, '-m', 'nitedr_ros', *args], stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True, env=env)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.popen.stdout is not None
+        with self.log_path.open('w') as log:
+            for line in self.popen.stdout:
+                self.lines.append(line.rstrip('\n'))
+                log.write(line)
+                log.flush()
+
+    def wait_for(self, predicate: Callable[[str], bool], timeout_s: float, what: str) -> str:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if predicate(line):
+                    return line
+            if self.popen.poll() is not None:
+                self._reader.join(timeout=2)
+                if not any(predicate(line) for line in self.lines):
+                    raise NitedrError(f'{self.name} exited before {what}: {self.last_error()}')
+            time.sleep(0.05)
+        raise NitedrError(f'{self.name}: no {what} within {timeout_s:g} s (log: {self.log_path})')
+
+    def last_error(self) -> str:
+        errors = [line for line in self.lines if 'error' in line.lower()]
+        return (errors or self.lines or ['no output'])[-1]
+
+    def wait(self, timeout_s: float) -> int:
+        code = self.popen.wait(timeout=timeout_s)
+        self._reader.join(timeout=5)
+        return code
+
+    def interrupt(self, timeout_s: float = 120.0) -> int:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGINT)
+        return self.wait(timeout_s)
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait(timeout=10)
+
+
+def _check_models(args: argparse.Namespace) -> tuple[str, dict[str, Path]]:
+    """Validate the parameters the node will get and find its models before starting anything."""
+    from ..core.parameters import load_parameter_file, pipeline_config, validate
+    from ..pipeline.config import resolve_models
+
+    given: dict[str, Any] = {}
+    if args.params:
+        given.update(load_parameter_file(args.params).given)
+    if args.mode:
+        given['mode'] = args.mode
+    given['backend'] = args.backend
+    for item in args.model:
+        role, sep, path = item.partition('=')
+        if not sep:
+            raise ConfigError(f'--model needs ROLE=PATH, got {item!r}')
+        given[f'models.{role.strip()}'] = str(Path(path.strip()).expanduser().resolve())
+    params = validate(given)
+    try:
+        models = resolve_models(pipeline_config(params))
+    except ConfigError as exc:
+        raise ConfigError(f'{exc}. The demo needs the models of mode {params["mode"]}: the shipped ones in '
+                          'models/ (see README), or give them with --model ROLE=PATH') from None
+    return params['mode'], models
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..core.topics import (
+        DEBUG_VALUES,
+        MODE_OUTPUTS,
+        MODE_STREAMS,
+        OUTPUT_TOPICS,
+        STREAM_TOPICS,
+        debug_topic,
+    )
+    from ..transports.bag.sample import SampleSpec, make_sample
+
+    started = time.monotonic()
+    mode, models = _check_models(args)
+    output_dir = Path(args.output_dir).expanduser()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if args.bag:
+        bag = Path(args.bag).expanduser()
+        if not bag.exists():
+            raise ConfigError(f'bag not found: {bag}')
+    else:
+        bag = output_dir / 'sample_bag'
+        if not (bag / 'metadata.yaml').is_file():
+            print(f'making the sample bag {bag} ...', flush=True)
+            info = make_sample(bag, SampleSpec(duration_s=args.duration))
+            print(f'  {info["messages"]} messages from {info["sources"]}', flush=True)
+    run_dir = output_dir / time.strftime('run-%Y%m%d-%H%M%S')
+    suffix = 1
+    while run_dir.exists():
+        suffix += 1
+        run_dir = output_dir / time.strftime(f'run-%Y%m%d-%H%M%S-{suffix}')
+    run_dir.mkdir(parents=True)
+    domain = str(args.domain if args.domain is not None else 100 + os.getpid() % 100)
+    inputs = [f'/{STREAM_TOPICS[s]}' for s in MODE_STREAMS[mode]]
+    outputs = [f'/{OUTPUT_TOPICS[o]}' for o in MODE_OUTPUTS[mode]]
+    node_name = 'nitedr_node'
+    debug = [f'/{node_name}/{debug_topic(name)[2:]}' for name in DEBUG_VALUES]
+    recorded = run_dir / 'recorded_bag'
+    publish_log = run_dir / 'published.csv'
+
+    node_args = ['run', '--domain', domain, '--use-sim-time', '--backend', args.backend,
+                 '--param', 'qos.output.depth=10', '--node-name', node_name]
+    if args.params:
+        node_args += ['--params', args.params]
+    if args.mode:
+        node_args += ['--mode', args.mode]
+    for role, path in models.items():
+        node_args += ['--model', f'{role}={path}']
+    for item in args.param:
+        node_args += ['--param', item]
+
+    children: list[ChildProcess] = []
+    print(f'starting recorder, node ({mode}, {args.backend}) and player on DDS domain {domain} (loopback)',
+          flush=True)
+    try:
+        recorder = ChildProcess('recorder', ['bag', 'record', str(recorded), '--domain', domain, '--topics',
+                                             *outputs, '/diagnostics', *debug], run_dir / 'recorder.log')
+        children.append(recorder)
+        recorder.wait_for(lambda line: line == 'recording', 60, 'start')
+        node = ChildProcess('node', node_args, run_dir / 'node.log')
+        children.append(node)
+        node.wait_for(lambda line: line.startswith('nitedr: ready'), args.startup_timeout, 'ready')
+        for topic in outputs:
+            recorder.wait_for(lambda line, t=topic: line == f'matched {t}', 30, f'a match on {topic}')
+        print('node ready; replaying the bag ...', flush=True)
+        player = ChildProcess('player', ['bag', 'play', str(bag), '--clock', '--domain', domain,
+                                         '--rate', str(args.rate), '--wait-for', *inputs,
+                                         '--publish-log', str(publish_log)], run_dir / 'player.log')
+        children.append(player)
+        if player.wait(timeout_s=3600) != 0:
+            raise NitedrError(f'the player failed: {player.last_error()}')
+        time.sleep(2.0)  # the node finishes its last set
+        if node.interrupt() != 0:
+            raise NitedrError(f'the node failed: {node.last_error()}')
+        if recorder.interrupt() != 0:
+            raise NitedrError(f'the recorder failed: {recorder.last_error()}')
+    finally:
+        for child in children:
+            child.kill()
+
+    from ..transports.bag.demo_report import write_demo_report
+
+    report = write_demo_report(bag, recorded, publish_log, run_dir, mode=mode, rows=args.frames,
+                               models={role: str(path) for role, path in models.items()},
+                               backend=args.backend, rate=args.rate)
+    report['wall_s'] = time.monotonic() - started
+    (run_dir / 'summary.json').write_text(json.dumps(report, indent=2))
+    latency = report['latency_ms'].get('end_to_end', {})
+    print(f'done in {report["wall_s"]:.0f} s: {report["sets"]} sets, {report["outputs_recorded"]} outputs '
+          f'recorded; end-to-end latency p50 {latency.get("p50", float("nan")):.1f} ms, '
+          f'p90 {latency.get("p90", float("nan")):.1f} ms')
+    print(f'before/after grid: {run_dir / "grid.png"}')
+    print(f'latency plot:      {run_dir / "latency.png"}')
+    print(f'report:            {run_dir / "report.md"}')
+    print(f'recorded bag:      {recorded}')
+    return 0
