@@ -139,6 +139,17 @@ def test_thermal_silence_degrades_to_derained_rgb_and_fusion_resumes():
     assert sink.images[-1][0] == 'fused'
 
 
+def test_thermal_lagging_beyond_the_timeout_keeps_rgb_flowing_without_fusion():
+    core, sink, clock, pipeline = make_core({'ir_timeout_ms': 200.0})
+    for t in range(1000, 2000, 33):
+        clock.set_ns(t * MS)
+        core.on_image('rgb', make_image(RGB, 'rgb8', t * MS))
+        core.on_image('thermal', make_image(THERMAL, 'mono16', (t - 600) * MS))  # 600 ms late
+    assert core.degraded
+    assert pipeline.calls and pipeline.calls[-1] == (('rgb',), False)
+    assert sink.images[-1][1].stamp.nanosec == 990 * MS  # the newest rgb frame went out
+
+
 def test_no_degradation_while_the_clock_has_not_started():
     core, _sink, _clock, pipeline = make_core({'ir_timeout_ms': 10.0}, clock=ManualClock(0))
     for t in range(0, 300, 33):

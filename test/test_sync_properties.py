@@ -15,7 +15,7 @@ import pytest
 from nitedr_ros.core.sync import Synchronizer
 
 MS = 1_000_000
-SEEDS = range(120)
+SEEDS = range(300)
 
 
 def _streams(

@@ -315,9 +315,8 @@ class CoreStats:
             level, message = Level.ERROR, f'inference error ({action}): {self.last_error}'
         elif ctx.degraded:
             level = Level.WARN
-            message = (
-                f'thermal silent for {ctx.degraded_for_ms:.0f} ms: publishing derained RGB without fusion'
-            )
+            message = (f'thermal silent or late for {ctx.degraded_for_ms:.0f} ms: publishing derained RGB '
+                       'without fusion')
         elif not ctx.enabled:
             level, message = Level.WARN, 'disabled (enable: false)'
         elif self.busy_in_period:

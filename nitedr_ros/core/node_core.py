@@ -292,7 +292,12 @@ class NodeCore:
             return False
         self._stats.stamp(stream, stamp)
         self._check_time_jump(stream, stamp)
-        degraded = self._update_degradation(now, thermal_arrived=stream == THERMAL_STREAM)
+        # thermal counts as alive only when it is current: a stream lagging more than the timeout cannot be
+        # fused in time, and leaving degraded mode for it would stop all output
+        thermal_alive = stream == THERMAL_STREAM and (
+            now <= 0 or now - stamp <= self.params['ir_timeout_ms'] * NS_PER_MS
+        )
+        degraded = self._update_degradation(now, thermal_arrived=thermal_alive)
         if degraded and stream != THERMAL_STREAM:
             assert self._degraded_sync is not None
             return self._degraded_sync.add(stream, stamp, msg)
@@ -361,7 +366,7 @@ class NodeCore:
         if entered:
             self._log(
                 'warning',
-                f'thermal silent for more than {self.params["ir_timeout_ms"]:g} ms: publishing '
+                f'thermal silent or late for more than {self.params["ir_timeout_ms"]:g} ms: publishing '
                 'derained RGB without fusion',
             )
             self._sync.reset()  # pending RGB waited for thermal that is not coming

@@ -181,8 +181,8 @@ SCHEMA: tuple[ParamSpec, ...] = (
         'ir_timeout_ms',
         'double',
         500.0,
-        'nitedr mode: thermal silent this long -> publish derained RGB '
-        'without fusion (diagnostics WARN) until it returns',
+        'nitedr mode: no current thermal frame (arrived, and stamped within this long) -> publish '
+        'derained RGB without fusion (diagnostics WARN) until it returns',
         range=(1.0, 600000.0),
         dynamic=True,
     ),
