@@ -373,11 +373,13 @@ def test_real_node_keeps_input_stamps_and_publishes_diagnostics():
         assert diagnostics, 'no /diagnostics received'
         names = {s.name for array in diagnostics for s in array.status}
         assert {'nitedr_node: input rgb', 'nitedr_node: latency', 'nitedr_node: pipeline'} <= names
-        result = node.set_parameters(
+        result = node.set_parameters_atomically(
             [Parameter('sync.slop', value=0.02), Parameter('max_input_age_ms', value=-1.0)]
         )
-        assert not all(r.successful for r in result)
-        assert node.core.params['sync.slop'] == 0.015
+        assert not result.successful
+        assert node.core.params['sync.slop'] == 0.015  # nothing half-applied
+        assert node.set_parameters_atomically([Parameter('sync.slop', value=0.02)]).successful
+        assert node.core.params['sync.slop'] == 0.02
         executor.shutdown()
         node.shutdown()
         node.destroy_node()
