@@ -99,6 +99,7 @@ def run_publisher(args: argparse.Namespace, warmup: int) -> int:
 def machine_info() -> dict:
     return {'python': sys.version.split()[0], 'platform': platform.platform(), 'cpus': os.cpu_count(),
             'processor': platform.processor() or platform.machine(),
+            'load_average_1m': round(os.getloadavg()[0], 2),
             'cyclonedds_uri': os.environ.get('CYCLONEDDS_URI', '')}
 
 
