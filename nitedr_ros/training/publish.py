@@ -1,0 +1,146 @@
+"""Checkpoint -> ONNX (fp32 + fp16) in ``models/`` with a model card, evaluated through ONNX Runtime.
+
+``publish_checkpoint`` exports with :func:`nitedr_ros.export.onnx_export.export_network` (parity checked),
+then evaluates the exported file on the run's validation split (when one is known) with
+:func:`nitedr_ros.evaluation.evaluate.evaluate`, and writes ``<network>_<config>.md`` next to it: training
+data, steps, batch, patch, seed, recipe, hardware and time from the checkpoint's metadata, export facts,
+and the evaluation tables.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, OutputExistsError
+from ..modelspec import default_model_filename, get_spec
+
+
+@dataclass
+class PublishResult:
+    onnx: Path
+    fp16: Path | None
+    card: Path
+    evaluation: dict[str, Any] | None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open('rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _meta_json(meta: dict[str, Any], key: str) -> Any:
+    value = meta.get(key)
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def publish_checkpoint(checkpoint: str | os.PathLike[str], models_dir: str | os.PathLike[str], *,
+                       eval_data: str | None = None, split_file: str | None = None,
+                       eval_out: str | os.PathLike[str] | None = None, derain_model: str | None = None,
+                       force: bool = False, fp16: bool = True, opset: int = 19,
+                       skip_fmi: bool = False, notes: str = '') -> PublishResult:
+    """Export a training checkpoint into ``models_dir`` with a model card (see the module docstring).
+
+    ``eval_data`` + ``split_file``: evaluate the exported ONNX file on the validation part of that data
+    (``eval_out`` receives metrics and grids). For a fusionnet, ``derain_model`` (a cleannet ONNX file)
+    provides the derained visible input; without it the clean target is fused.
+    """
+    import torch
+
+    from ..export.onnx_export import export_network
+    from ..networks.checkpoint import load_checkpoint
+
+    model, payload = load_checkpoint(checkpoint)
+    network, config = payload['network'], payload['config']
+    spec = get_spec(network)
+    out_dir = Path(models_dir)
+    onnx_path = out_dir / default_model_filename(network, config)
+    card_path = out_dir / f'{network}_{config}.md'
+    if card_path.exists() and not force:
+        raise OutputExistsError(card_path)
+    meta = dict(payload.get('meta', {}))
+    export_meta = {'nitedr.trained_steps': str(meta.get('steps', '')),
+                   'nitedr.seed': str(meta.get('seed', '')),
+                   'nitedr.training_data': ';'.join(Path(p).name for p in meta.get('data', []))}
+    result = export_network(model, network, config, onnx_path, fp16=fp16, force=force, opset=opset,
+                            metadata=export_meta, threads=torch.get_num_threads())
+    evaluation = None
+    if eval_data:
+        from ..evaluation.evaluate import EvalOptions, evaluate
+
+        main, fusion = str(result.path), None
+        if network == 'fusionnet' and derain_model:
+            main, fusion = derain_model, str(result.path)
+        evaluation = evaluate(EvalOptions(
+            model=main, fusion_model=fusion, data=eval_data, split='train', split_file=split_file,
+            part='val', out=str(eval_out or out_dir / f'{network}_{config}_eval'), force=True,
+            skip_fmi=skip_fmi, backend='onnxruntime-cpu'))
+    n_params = sum(p.numel() for p in model.parameters())
+    card = model_card(network, config, spec.title, n_params, meta, result, evaluation, notes)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = card_path.with_name(card_path.name + '.tmp')
+    tmp.write_text(card)
+    os.replace(tmp, card_path)
+    return PublishResult(result.path, result.fp16_path, card_path, evaluation)
+
+
+def model_card(network: str, config: str, title: str, n_params: int, meta: dict[str, Any], export: Any,
+               evaluation: dict[str, Any] | None, notes: str = '') -> str:
+    """Markdown model card from checkpoint metadata, export result and evaluation summary."""
+    machine = _meta_json(meta, 'machine') or {}
+    recipe = _meta_json(meta, 'recipe') or {}
+    val_names = _meta_json(meta, 'val_names') or {}
+    files = [export.path] + ([export.fp16_path] if export.fp16_path else [])
+    lines = [f'# {network}_{config}: {title}', '',
+             f'Configuration `{config}`, {n_params:,} parameters. Input/output tensors as in '
+             '`nitedr_ros/modelspec.py` (float32 NCHW in [0, 1]).', '', '## Files', '']
+    for f in files:
+        lines.append(f'- `{Path(f).name}`: {Path(f).stat().st_size:,} bytes, sha256 `{_sha256(Path(f))}`')
+    m = {key: meta.get(key, '?') for key in ('layout', 'steps', 'total_steps', 'batch', 'patch', 'seed')}
+    data = ', '.join(f'`{p}`' for p in meta.get('data', [])) or '?'
+    held_out = ', '.join(f'{len(v)} images of `{Path(k).name}`' for k, v in val_names.items()) or 'none'
+    gpu = f', GPU {machine["gpu"]}' if machine.get('gpu') else ''
+    hardware = (f'{machine.get("device", "?")} ({machine.get("processor", "?")}, '
+                f'{machine.get("cpu_count", "?")} CPUs, {machine.get("torch_threads", "?")} torch threads, '
+                f'torch {machine.get("torch", "?")}{gpu})')
+    lines += ['', '## Training', '',
+              f'- data: {data} (layout {m["layout"]})',
+              f'- validation hold-out: {held_out}',
+              f'- steps: {m["steps"]} of {m["total_steps"]}, batch {m["batch"]}, patch {m["patch"]}, '
+              f'seed {m["seed"]}',
+              f'- recipe: `{json.dumps(recipe, sort_keys=True)}`',
+              f'- training time: {float(meta.get("train_seconds", 0.0)) / 60:.1f} min on {hardware}']
+    if meta.get('cleannet'):
+        lines.append(f'- stage-1 (frozen) CleanNet checkpoint: `{meta["cleannet"]}`')
+    lines += ['', '## Export', '',
+              f'- exporter {export.exporter}, opset {export.opset}; ONNX Runtime vs torch max |diff| '
+              f'{export.parity_max_abs}; fp16 vs fp32 max |diff| {export.fp16_max_abs}']
+    if evaluation is not None:
+        from ..evaluation.evaluate import markdown_report
+
+        report = markdown_report(evaluation)
+        body = report.split('\n## Per sample')[0].split('\n', 1)[1]
+        lines += ['', '## Evaluation (the exported ONNX file, ONNX Runtime CPU)', '', body.strip()]
+    if notes:
+        lines += ['', '## Notes', '', notes]
+    return '\n'.join(lines) + '\n'
+
+
+def check_models_dir(path: str | os.PathLike[str]) -> Path:
+    """A models folder that exists or can be made."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise ConfigError(f'{p} is not a folder')
+    return p

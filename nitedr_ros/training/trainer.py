@@ -1,0 +1,585 @@
+"""The training loop: deterministic patches, the paper losses, AMP, checkpoint/resume, logs, validation, DDP.
+
+Run directory (``out``)::
+
+    options.json        the options of the run (rewritten on resume)
+    split.json          the validation split of each dataset (names, seed, fraction)
+    log.csv             step, lr, seconds, s/step and every loss term (every ``log_every`` steps)
+    val.csv             step and the validation metric(s)
+    loss.png            training loss terms and the validation metric
+    checkpoints/last.pt latest state (exact resume: weights, optimiser, scheduler, scaler, step, RNG)
+    checkpoints/best.pt best validation metric so far (PSNR-Y for deraining; loss for fusion)
+    summary.json        what was done and how fast
+
+Exact continuation: training batches depend only on (seed, step) (see :mod:`.datasets`), and the
+checkpoint carries every piece of mutable state, so N steps straight and k + (N - k) steps with a resume
+in between give the same weights (on the same device and thread count).
+
+Multi-GPU: started by ``torchrun --nproc_per_node G nitedr train ...`` (``WORLD_SIZE`` > 1) the objective
+is wrapped in DistributedDataParallel (NCCL on CUDA, Gloo on CPU); every rank draws its own part of each
+step's batch, rank 0 validates, logs and checkpoints. Written for real but not run here (no GPUs).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import platform
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data.layouts import ImageSet, open_dataset
+from ..data.split import DEFAULT_VAL_FRACTION, Split, split_names
+from ..errors import ConfigError, OutputExistsError
+from ..evaluation.metrics import psnr, rgb_to_y
+from ..modelspec import check_config, get_spec
+from ..networks import build_network
+from ..networks.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from .datasets import PatchDataset, PatchSettings, batch_indices, collate
+from .objectives import Objective, build_objective, recipe
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainOptions:
+    """Everything ``nitedr train`` takes (see ``nitedr train --help``)."""
+
+    network: str
+    data: list[str]
+    out: str
+    config: str = 'realtime'
+    steps: int = 1000
+    batch: int = 4
+    patch: int = 64
+    seed: int = 0
+    device: str = 'cpu'
+    amp: bool = False
+    resume: str | None = None
+    layout: str = 'auto'
+    split: str = 'train'
+    val_fraction: float = DEFAULT_VAL_FRACTION
+    split_seed: int = 0
+    val_every: int = 500
+    val_images: int = 0             # 0: every validation image
+    val_patch: int = 128            # stereo/synthetic validation patch size
+    checkpoint_every: int = 500
+    log_every: int = 10
+    warmup: int = -1                # -1: min(200, steps // 20)
+    stop_at: int = 0                # > 0: stop after this step (time-boxed runs; resume later)
+    settings: dict[str, Any] = field(default_factory=dict)           # recipe overrides (lr, weights ...)
+    network_overrides: dict[str, Any] = field(default_factory=dict)  # build_network keyword overrides
+    cleannet: str | None = None     # fusionnet: frozen stage-1 checkpoint
+    synthetic_style: str = 'mixed'
+    workers: int = 0
+    threads: int = 0
+    progress: bool = True
+    force: bool = False
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    step: int
+    best_metric: float | None
+    metric_name: str
+    last_checkpoint: Path
+    best_checkpoint: Path | None
+    seconds: float
+    seconds_per_step: float
+    last_losses: dict[str, float]
+
+
+def machine_info(device: torch.device) -> dict[str, Any]:
+    """Hardware and software the run used (for logs and model cards)."""
+    info: dict[str, Any] = {
+        'platform': platform.platform(), 'processor': platform.processor() or platform.machine(),
+        'cpu_count': os.cpu_count(), 'torch_threads': torch.get_num_threads(), 'torch': torch.__version__,
+        'python': platform.python_version(), 'device': str(device)}
+    if device.type == 'cuda':
+        info['gpu'] = torch.cuda.get_device_name(device)
+    return info
+
+
+def _distributed() -> tuple[int, int, int]:
+    """(rank, world size, local rank) from torchrun's environment (0, 1, 0 when not distributed)."""
+    world = int(os.environ.get('WORLD_SIZE', '1'))
+    if world <= 1:
+        return 0, 1, 0
+    return int(os.environ.get('RANK', '0')), world, int(os.environ.get('LOCAL_RANK', '0'))
+
+
+def _cosine_lambda(steps: int, warmup: int, base_lr: float, eta_min: float):
+    floor = eta_min / base_lr if base_lr > 0 else 0.0
+
+    def factor(step: int) -> float:
+        if warmup > 0 and step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, steps - warmup))
+        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
+
+
+class Trainer:
+    """One training run; :meth:`run` trains and returns a :class:`TrainResult`."""
+
+    def __init__(self, options: TrainOptions) -> None:
+        self.options = options
+        get_spec(options.network)
+        check_config(options.config)
+        if options.steps < 1 or options.batch < 1 or options.patch < 8:
+            raise ConfigError('steps and batch must be >= 1 and patch >= 8')
+        self.recipe = recipe(options.network, options.settings)
+        self.rank, self.world, self.local_rank = _distributed()
+        self.device = self._device()
+        if options.threads:
+            torch.set_num_threads(options.threads)
+        self.out = Path(options.out)
+        self.ckpt_dir = self.out / 'checkpoints'
+        self.metric_name = 'val_loss' if self.recipe['kind'] == 'fusion' else 'val_psnr_y'
+        self.higher_is_better = self.metric_name != 'val_loss'
+
+    # ------------------------------------------------------------ setup
+    def _device(self) -> torch.device:
+        name = self.options.device
+        if name.startswith('cuda'):
+            if not torch.cuda.is_available():
+                raise ConfigError('--device cuda: no CUDA device is available here')
+            return torch.device('cuda', self.local_rank if self.world > 1 else torch.device(name).index or 0)
+        if name != 'cpu':
+            raise ConfigError(f'unknown device {name!r}; use cpu or cuda')
+        return torch.device('cpu')
+
+    def _datasets(self) -> tuple[list[ImageSet], list[ImageSet], dict[str, Split]]:
+        if not self.options.data:
+            raise ConfigError('no training data: pass --data FOLDER (repeatable)')
+        train_sets, val_sets, splits = [], [], {}
+        for path in self.options.data:
+            data = open_dataset(path, self.options.layout, self.options.split)
+            if self.options.val_fraction > 0 and len(data) >= 2:
+                split = split_names(data.names, self.options.val_fraction, self.options.split_seed)
+                train_sets.append(data.subset(split.train))
+                val_sets.append(data.subset(split.val))
+                splits[str(path)] = split
+            else:
+                train_sets.append(data)
+        return train_sets, val_sets, splits
+
+    def _build(self) -> Objective:
+        o = self.options
+        torch.manual_seed(o.seed)
+        network = build_network(o.network, o.config, **o.network_overrides)
+        cleannet = None
+        if o.network == 'fusionnet' and o.cleannet:
+            cleannet, payload = load_checkpoint(o.cleannet)
+            if payload['network'] != 'cleannet':
+                raise ConfigError(f'--cleannet {o.cleannet} is a {payload["network"]} checkpoint, '
+                                  'not a cleannet one')
+        objective = build_objective(o.network, network, self.recipe, cleannet)
+        return objective.to(self.device)
+
+    def _optimizer(self, objective: Objective) -> torch.optim.Optimizer:
+        r = self.recipe
+        groups = objective.parameter_groups()
+        if r['optimizer'] == 'adamw':
+            return torch.optim.AdamW(groups, lr=r['lr'], betas=(0.9, 0.999))
+        if r['optimizer'] == 'adam':
+            return torch.optim.Adam(groups, lr=r['lr'], betas=(0.9, 0.999))
+        raise ConfigError(f'unknown optimizer {r["optimizer"]!r}')
+
+    # ------------------------------------------------------------ output folder
+    def _prepare_out(self) -> None:
+        o = self.options
+        if self.rank != 0:
+            return
+        if o.resume is None and (self.out / 'checkpoints' / 'last.pt').exists() and not o.force:
+            raise OutputExistsError(self.out / 'checkpoints' / 'last.pt')
+        self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+        if o.resume is None:
+            for name in ('log.csv', 'val.csv', 'summary.json', 'loss.png'):
+                (self.out / name).unlink(missing_ok=True)
+
+    def _write_json(self, name: str, payload: Any) -> None:
+        path = self.out / name
+        tmp = path.with_name(path.name + '.tmp')
+        tmp.write_text(json.dumps(payload, indent=1, default=str) + '\n')
+        os.replace(tmp, path)
+
+    # ------------------------------------------------------------ main loop
+    def run(self) -> TrainResult:
+        o = self.options
+        train_sets, val_sets, splits = self._datasets()
+        self._prepare_out()
+        objective = self._build()
+        optimizer = self._optimizer(objective)
+        warmup = o.warmup if o.warmup >= 0 else min(200, o.steps // 20)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, _cosine_lambda(o.steps, warmup, self.recipe['lr'], self.recipe['eta_min']))
+        use_amp = bool(o.amp and self.device.type == 'cuda')
+        if o.amp and not use_amp and self.rank == 0:
+            log.warning('--amp ignored: mixed precision is used only on CUDA')
+        scaler = torch.amp.GradScaler('cuda', enabled=use_amp)
+
+        start, best, elapsed = 0, None, 0.0
+        if o.resume:
+            start, best, elapsed = self._restore(o.resume, objective, optimizer, scheduler, scaler)
+        if start >= o.steps:
+            raise ConfigError(f'{o.resume} is already at step {start}; pass --steps larger than that')
+        end = min(o.steps, o.stop_at) if o.stop_at > 0 else o.steps
+        if end <= start:
+            raise ConfigError(f'--stop-at {o.stop_at} is not after the resumed step {start}')
+
+        model: torch.nn.Module = objective
+        if self.world > 1:
+            model = self._wrap_ddp(objective)
+
+        patches = PatchDataset(train_sets, self.recipe['kind'], PatchSettings(
+            patch=o.patch, seed=o.seed, synthetic=float(self.recipe['synthetic']),
+            synthetic_style=o.synthetic_style, negatives=int(self.recipe.get('negatives', 0))))
+        validation = _Validation(self, val_sets, objective) if self.rank == 0 and val_sets else None
+        if self.rank == 0:
+            self._write_json('options.json', asdict(o) | {'recipe': self.recipe, 'world_size': self.world,
+                                                         'machine': machine_info(self.device)})
+            if splits:
+                self._write_json('split.json', {k: asdict(v) for k, v in splits.items()})
+        log_writer = _CsvLog(self.out / 'log.csv', truncate_after=start) if self.rank == 0 else None
+        val_writer = _CsvLog(self.out / 'val.csv', truncate_after=start) if self.rank == 0 else None
+
+        objective.train()
+        step = start
+        last_losses: dict[str, float] = {}
+        window_time, window_steps, train_time = 0.0, 0, 0.0
+        run_start = time.perf_counter() - elapsed
+        bar = self._progress(start)
+        batches = self._batches(patches, start, end)
+        try:
+            for step in range(start, end):
+                tick = time.perf_counter()
+                batch = {k: v.to(self.device, non_blocking=True) for k, v in next(batches).items()}
+                with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=use_amp):
+                    terms = model(batch)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(terms['total']).backward()
+                if self.recipe['grad_clip'] > 0:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(objective.parameters(), self.recipe['grad_clip'])
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                objective.after_step()
+                last_losses = {k: float(v.detach()) for k, v in terms.items()}
+                spent = time.perf_counter() - tick
+                window_time, window_steps = window_time + spent, window_steps + 1
+                train_time += spent
+                if not math.isfinite(last_losses['total']):
+                    raise ConfigError(f'training diverged at step {step + 1}: loss {last_losses["total"]}')
+                done = step + 1
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f'{last_losses["total"]:.4f}')
+                if log_writer is not None and (done % o.log_every == 0 or done == end):
+                    log_writer.write({'step': done, 'lr': optimizer.param_groups[0]['lr'],
+                                      'seconds': round(time.perf_counter() - run_start, 3),
+                                      's_per_step': round(window_time / window_steps, 4), **last_losses})
+                    window_time, window_steps = 0.0, 0
+                validate = o.val_every > 0 and (done % o.val_every == 0 or done == end)
+                if validation is not None and validate:
+                    metrics = validation.run()
+                    objective.train()
+                    val_writer.write({'step': done, **metrics})
+                    value = metrics[self.metric_name]
+                    if best is None or (value > best if self.higher_is_better else value < best):
+                        best = value
+                        self._save(self.ckpt_dir / 'best.pt', objective, optimizer, scheduler, scaler, done,
+                                   best, time.perf_counter() - run_start, splits)
+                if done % o.checkpoint_every == 0 or done == end:
+                    self._save(self.ckpt_dir / 'last.pt', objective, optimizer, scheduler, scaler, done, best,
+                               time.perf_counter() - run_start, splits)
+                    self._plot()
+                if self.world > 1:
+                    torch.distributed.barrier()
+        except KeyboardInterrupt:
+            if self.rank == 0 and step > start:
+                self._save(self.ckpt_dir / 'last.pt', objective, optimizer, scheduler, scaler, step, best,
+                           time.perf_counter() - run_start, splits)
+                log.warning('interrupted: state saved to %s (resume with --resume)',
+                            self.ckpt_dir / 'last.pt')
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+        seconds = time.perf_counter() - run_start
+        steps_run = max(1, end - start)
+        result = TrainResult(self.out, end, best, self.metric_name, self.ckpt_dir / 'last.pt',
+                             (self.ckpt_dir / 'best.pt') if best is not None else None, seconds,
+                             train_time / steps_run, last_losses)
+        if self.rank == 0:
+            self._plot()
+            self._write_json('summary.json', asdict(result) | {'machine': machine_info(self.device)})
+        if self.world > 1:
+            torch.distributed.destroy_process_group()
+        return result
+
+    # ------------------------------------------------------------ pieces
+    def _progress(self, start: int):
+        if not self.options.progress or self.rank != 0:
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=self.options.steps, initial=start, desc=f'train {self.options.network}',
+                    unit='step', dynamic_ncols=True)
+
+    def _batches(self, patches: PatchDataset, start: int, end: int) -> Iterator[dict[str, torch.Tensor]]:
+        """The batches of steps ``start``..``end - 1`` (this rank's part), in order."""
+        o = self.options
+        if o.workers <= 0:
+            for step in range(start, end):
+                yield collate([patches[i] for i in batch_indices(step, o.batch, self.rank, self.world)])
+            return
+        order = [i for step in range(start, end)
+                 for i in batch_indices(step, o.batch, self.rank, self.world)]
+        loader = torch.utils.data.DataLoader(patches, batch_size=o.batch, sampler=order,
+                                             num_workers=o.workers, collate_fn=collate,
+                                             pin_memory=self.device.type == 'cuda')
+        yield from loader
+
+    def _wrap_ddp(self, objective: Objective) -> torch.nn.Module:
+        backend = 'nccl' if self.device.type == 'cuda' else 'gloo'
+        if not torch.distributed.is_initialized():
+            torch.distributed.init_process_group(backend)
+        if self.device.type == 'cuda':
+            torch.cuda.set_device(self.device)
+        ids = [self.device.index] if self.device.type == 'cuda' else None
+        return torch.nn.parallel.DistributedDataParallel(objective, device_ids=ids,
+                                                         find_unused_parameters=True)
+
+    def _save(self, path: Path, objective: Objective, optimizer, scheduler, scaler, step: int,
+              best: float | None, seconds: float, splits: dict[str, Split]) -> None:
+        if self.rank != 0:
+            return
+        o = self.options
+        state = {
+            'step': step, 'best': best, 'seconds': seconds,
+            'objective': objective.state_dict(), 'optimizer': optimizer.state_dict(),
+            'scheduler': scheduler.state_dict(), 'scaler': scaler.state_dict(),
+            'torch_rng': torch.get_rng_state(),
+        }
+        if self.device.type == 'cuda':
+            state['cuda_rng'] = torch.cuda.get_rng_state(self.device)
+        meta = {
+            'data': [str(Path(p).resolve()) for p in o.data], 'layout': o.layout, 'steps': step,
+            'total_steps': o.steps, 'batch': o.batch * self.world, 'patch': o.patch, 'seed': o.seed,
+            'recipe': json.dumps(self.recipe), 'best_' + self.metric_name: best, 'train_seconds': seconds,
+            'machine': json.dumps(machine_info(self.device)),
+            'val_names': json.dumps({k: v.val for k, v in splits.items()}),
+            'cleannet': o.cleannet or '',
+        }
+        save_checkpoint(path, objective.network, o.network, o.config, o.network_overrides, meta,
+                        extra={'training_state': state})
+
+    def _restore(self, path: str, objective: Objective, optimizer, scheduler,
+                 scaler) -> tuple[int, Any, float]:
+        payload = read_checkpoint(path)
+        o = self.options
+        if payload['network'] != o.network or payload['config'] != o.config:
+            raise ConfigError(f'{path} holds {payload["network"]}/{payload["config"]}, '
+                              f'not {o.network}/{o.config}')
+        state = payload.get('training_state')
+        if not isinstance(state, dict):
+            raise ConfigError(f'{path} has no training state (an exported or converted checkpoint?)')
+        objective.load_state_dict(state['objective'])
+        optimizer.load_state_dict(state['optimizer'])
+        scheduler.load_state_dict(state['scheduler'])
+        scaler.load_state_dict(state['scaler'])
+        torch.set_rng_state(state['torch_rng'])
+        if 'cuda_rng' in state and self.device.type == 'cuda':
+            torch.cuda.set_rng_state(state['cuda_rng'], self.device)
+        return int(state['step']), state.get('best'), float(state.get('seconds', 0.0))
+
+    def _plot(self) -> None:
+        if self.rank == 0:
+            try:
+                plot_curves(self.out / 'log.csv', self.out / 'val.csv', self.out / 'loss.png',
+                            self.metric_name)
+            except (OSError, ValueError) as exc:  # a plot must never stop training
+                log.warning('loss curve not written: %s', exc)
+
+
+class _CsvLog:
+    """Append-only CSV with a header fixed by the first row; on resume rows after the step are dropped."""
+
+    def __init__(self, path: Path, truncate_after: int) -> None:
+        self.path = path
+        self.fields: list[str] | None = None
+        if path.exists():
+            with path.open(newline='') as f:
+                rows = list(csv.DictReader(f))
+                fields = list(rows[0].keys()) if rows else None
+            kept = [r for r in rows if int(float(r['step'])) <= truncate_after]
+            if fields:
+                self.fields = fields
+                self._rewrite(kept)
+
+    def _rewrite(self, rows: list[dict[str, Any]]) -> None:
+        tmp = self.path.with_name(self.path.name + '.tmp')
+        with tmp.open('w', newline='') as f:
+            writer = csv.DictWriter(f, fieldnames=self.fields)
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, self.path)
+
+    def write(self, row: dict[str, Any]) -> None:
+        if self.fields is None:
+            self.fields = list(row)
+            self._rewrite([])
+        with self.path.open('a', newline='') as f:
+            csv.DictWriter(f, fieldnames=self.fields, extrasaction='ignore').writerow(row)
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    with path.open(newline='') as f:
+        return list(csv.DictReader(f))
+
+
+def plot_curves(log_csv: Path, val_csv: Path, out_png: Path, metric_name: str = 'val_psnr_y') -> Path | None:
+    """Loss terms (log scale) and the validation metric against the step, as a PNG."""
+    rows = _read_csv(log_csv)
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    skip = {'step', 'lr', 'seconds', 's_per_step'}
+    steps = [int(float(r['step'])) for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for key in rows[0]:
+        if key in skip:
+            continue
+        values = [float(r[key]) if r.get(key) not in (None, '') else float('nan') for r in rows]
+        if all(v > 0 for v in values if v == v):
+            axes[0].plot(steps, values, label=key, linewidth=1.5 if key == 'total' else 0.8)
+    axes[0].set_yscale('log')
+    axes[0].set_xlabel('step')
+    axes[0].set_title('training loss')
+    axes[0].legend(fontsize=7)
+    val = _read_csv(val_csv)
+    if val and metric_name in val[0]:
+        axes[1].plot([int(float(r['step'])) for r in val], [float(r[metric_name]) for r in val], 'o-',
+                     label=metric_name)
+        if 'input_psnr_y' in val[0]:
+            axes[1].axhline(float(val[0]['input_psnr_y']), color='grey', linestyle='--', label='rainy input')
+        axes[1].legend(fontsize=7)
+    axes[1].set_xlabel('step')
+    axes[1].set_title('validation')
+    fig.tight_layout()
+    tmp = out_png.with_name(out_png.stem + '.tmp.png')
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    os.replace(tmp, out_png)
+    return out_png
+
+
+# ------------------------------------------------------------------ validation
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
+    """Reflect-pad NCHW bottom/right to a multiple (as the pipeline does); returns (padded, H, W)."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        mode = 'reflect' if ph < h and pw < w else 'replicate'
+        x = F.pad(x, (0, pw, 0, ph), mode=mode)
+    return x, h, w
+
+
+def _to_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
+    array = image.astype(np.float32) / 255.0
+    array = array[None, None] if array.ndim == 2 else array.transpose(2, 0, 1)[None]
+    return torch.from_numpy(np.ascontiguousarray(array)).to(device)
+
+
+def _to_image(t: torch.Tensor) -> np.ndarray:
+    return t[0].detach().float().cpu().clamp(0, 1).permute(1, 2, 0).numpy()
+
+
+class _Validation:
+    """Validation on the held-out part of each dataset (rank 0 only)."""
+
+    def __init__(self, trainer: Trainer, sets: list[ImageSet], objective: Objective) -> None:
+        self.trainer = trainer
+        self.objective = objective
+        self.kind = trainer.recipe['kind']
+        self.multiple = get_spec(trainer.options.network).multiple_of
+        limit = trainer.options.val_images
+        self.items = [(s, i) for s in sets for i in range(len(s))]
+        if limit:
+            self.items = self.items[:limit]
+        self.synthetic: list[dict[str, torch.Tensor]] | None = None
+        if self.kind == 'stereo' or any('rainy' not in s.roles for s, _ in self.items):
+            settings = PatchSettings(patch=trainer.options.val_patch, seed=trainer.options.seed + 7919,
+                                     synthetic=1.0, synthetic_style='night', augment=False)
+            patches = PatchDataset(sets, 'stereo' if self.kind == 'stereo' else 'derain', settings)
+            self.synthetic = [patches[i] for i in range(len(self.items))]
+        self.input_psnr: float | None = None
+
+    @torch.no_grad()
+    def run(self) -> dict[str, float]:
+        self.objective.eval()
+        device = self.trainer.device
+        if self.synthetic is not None:
+            return self._synthetic(device)
+        if self.kind == 'fusion':
+            return self._fusion(device)
+        scores, inputs = [], []
+        for image_set, i in self.items:
+            images = image_set.load(i, ('rainy', 'clean'))
+            rainy = _to_tensor(images['rainy'], device)
+            padded, h, w = pad_to_multiple(rainy, self.multiple)
+            derained = self.objective.predict({'rainy': padded})['derained'][..., :h, :w]
+            scores.append(psnr(rgb_to_y(_to_image(derained)), rgb_to_y(images['clean'])))
+            if self.input_psnr is None:
+                inputs.append(psnr(rgb_to_y(images['rainy']), rgb_to_y(images['clean'])))
+        if self.input_psnr is None:
+            self.input_psnr = float(np.mean(inputs))
+        return {'val_psnr_y': float(np.mean(scores)), 'input_psnr_y': self.input_psnr}
+
+    def _synthetic(self, device: torch.device) -> dict[str, float]:
+        scores, inputs = [], []
+        for item in self.synthetic or []:
+            batch = {k: v[None].to(device) for k, v in item.items()}
+            out = self.objective.predict(batch)
+            pairs = [('left', 'clean', 'rainy'), ('right', 'clean_right', 'rainy_right')] \
+                if self.kind == 'stereo' else [('derained', 'clean', 'rainy')]
+            for pred_key, clean_key, rainy_key in pairs:
+                clean = _to_image(batch[clean_key])
+                scores.append(psnr(rgb_to_y(_to_image(out[pred_key])), rgb_to_y(clean)))
+                inputs.append(psnr(rgb_to_y(_to_image(batch[rainy_key])), rgb_to_y(clean)))
+        return {'val_psnr_y': float(np.mean(scores)), 'input_psnr_y': float(np.mean(inputs))}
+
+    def _fusion(self, device: torch.device) -> dict[str, float]:
+        totals = []
+        for image_set, i in self.items:
+            images = image_set.load(i, ('rainy', 'clean', 'infrared'))
+            batch = {k: _to_tensor(v, device) for k, v in images.items()}
+            padded = {k: pad_to_multiple(v, 8)[0] for k, v in batch.items()}
+            totals.append(float(self.objective(padded)['total']))
+        return {'val_loss': float(np.mean(totals))}
+
+
+def train(options: TrainOptions) -> TrainResult:
+    """Run one training (see :class:`Trainer`)."""
+    return Trainer(options).run()
