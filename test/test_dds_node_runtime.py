@@ -1,0 +1,123 @@
+"""The node over DDS in one process: names (namespace, remaps), compressed input, camera_info, diagnostics,
+debug topics, QoS overrides and sim time; the pipeline is the core's pass-through stand-in."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip('cyclonedds')
+pytest.importorskip('rosbags')
+
+from nitedr_ros.core.parameters import validate
+from nitedr_ros.core.testing import PassthroughPipeline
+from nitedr_ros.transports.dds.node_runtime import DdsNodeRuntime
+from nitedr_ros.transports.dds.participant import RELIABLE, DdsNode, QosProfile
+
+_domains = itertools.count(100 + os.getpid() % 40)
+
+
+def _wait(predicate, timeout_s: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and not predicate():
+        time.sleep(0.02)
+    return predicate()
+
+
+def test_compressed_input_in_a_namespace_with_a_remap():
+    domain = next(_domains)
+    params = validate({'mode': 'single', 'image_transport': 'compressed', 'diagnostics.period': 0.2,
+                       'max_input_age_ms': 0.0})  # a loaded CI machine must not turn this into a stale drop
+    runtime = DdsNodeRuntime(params, namespace='/car', remaps=['rgb/image/compressed:=/front/jpeg'],
+                             domain_id=domain, pipeline=PassthroughPipeline())
+    camera = DdsNode('camera', domain_id=domain)
+    listener = DdsNode('listener', domain_id=domain)
+    try:
+        runtime.start()
+        topics = runtime.describe_topics()
+        assert '/front/jpeg' in topics['subscribes'] and '/car/rgb/camera_info' in topics['subscribes']
+        assert {'/car/derained/rgb/image', '/car/derained/rgb/camera_info', '/diagnostics',
+                '/car/nitedr_node/debug/processing_time_ms'} <= set(topics['publishes'])
+
+        got: dict[str, list] = {'image': [], 'info': [], 'diagnostics': [], 'debug': []}
+        subscriptions = []
+        for name, topic, msgtype in (('image', '/car/derained/rgb/image', 'sensor_msgs/msg/Image'),
+                                     ('info', '/car/derained/rgb/camera_info', 'sensor_msgs/msg/CameraInfo'),
+                                     ('diagnostics', '/diagnostics', 'diagnostic_msgs/msg/DiagnosticArray'),
+                                     ('debug', '/car/nitedr_node/debug/processing_time_ms',
+                                      'std_msgs/msg/Float64')):
+            subscriptions.append(listener.create_subscription(
+                topic, msgtype, lambda msg, _t, n=name: got[n].append(msg), qos=RELIABLE))
+        listener.start()
+        assert listener.wait_for_matches(subscriptions, 15.0)
+        jpeg_pub = camera.create_publisher('/front/jpeg', 'sensor_msgs/msg/CompressedImage', RELIABLE)
+        info_pub = camera.create_publisher('/car/rgb/camera_info', 'sensor_msgs/msg/CameraInfo', RELIABLE)
+        assert camera.wait_for_matches([jpeg_pub, info_pub], 15.0)
+        types = camera.typestore.types
+        sec, nanosec = divmod(time.time_ns(), 10**9)
+        stamp = types['builtin_interfaces/msg/Time'](sec, nanosec)
+        header = types['std_msgs/msg/Header'](stamp, 'front_camera')
+        roi = types['sensor_msgs/msg/RegionOfInterest'](0, 0, 0, 0, False)
+        info_pub.publish(types['sensor_msgs/msg/CameraInfo'](header, 24, 32, 'plumb_bob', np.zeros(5),
+                                                             np.eye(3).reshape(-1), np.eye(3).reshape(-1),
+                                                             np.zeros(12), 0, 0, roi))
+        time.sleep(0.3)
+        pixels = np.zeros((24, 32, 3), np.uint8)
+        pixels[:, :16] = (0, 0, 255)  # red in BGR
+        ok, encoded = cv2.imencode('.png', pixels)
+        assert ok
+        jpeg_pub.publish(types['sensor_msgs/msg/CompressedImage'](header, 'bgr8; png compressed bgr8',
+                                                                  encoded.reshape(-1)))
+        assert _wait(lambda: got['image'] and got['info'] and got['debug'] and got['diagnostics'])
+        image = got['image'][0]
+        assert (image.header.stamp.sec, image.header.stamp.nanosec, image.header.frame_id) == \
+            (sec, nanosec, 'front_camera')
+        assert got['info'][0].header.frame_id == 'front_camera' and got['info'][0].width == 32
+        decoded = np.asarray(image.data).reshape(image.height, image.width, -1)
+        red = decoded[0, 0] if image.encoding == 'rgb8' else decoded[0, 0, ::-1]
+        assert image.encoding in ('rgb8', 'bgr8') and tuple(red) == (255, 0, 0)
+        names = {status.name for array in got['diagnostics'] for status in array.status}
+        assert 'nitedr_node: latency' in names and 'nitedr_node: input rgb' in names
+    finally:
+        runtime.shutdown(flush=False, linger_s=0.0)
+        camera.close()
+        listener.close()
+
+
+def test_qos_comes_from_parameters_then_qos_overrides():
+    params = validate({'mode': 'single', 'qos.input.depth': 3})
+    ros = {'qos_overrides./cam/image.subscription.reliability': 'reliable',
+           'qos_overrides./cam/image.subscription.depth': 7,
+           'qos_overrides./derained/rgb/image.publisher.durability': 'transient_local'}
+    runtime = DdsNodeRuntime(params, ros_params=ros, domain_id=next(_domains), pipeline=PassthroughPipeline())
+    try:
+        assert runtime._qos('/rgb/image', 'subscription') == QosProfile('best_effort', 3)
+        assert runtime._qos('/cam/image', 'subscription') == QosProfile('reliable', 7)
+        expected = QosProfile('reliable', 1, 'transient_local')
+        assert runtime._qos('/derained/rgb/image', 'publisher') == expected
+    finally:
+        runtime.shutdown()
+
+
+def test_sim_time_follows_clock_messages():
+    domain = next(_domains)
+    params = validate({'mode': 'single'})
+    runtime = DdsNodeRuntime(params, ros_params={'use_sim_time': True}, domain_id=domain,
+                             pipeline=PassthroughPipeline())
+    player = DdsNode('player', domain_id=domain)
+    try:
+        runtime.start()
+        assert runtime.clock.now_ns() == 0  # sim time not started
+        publisher = player.create_publisher('/clock', 'rosgraph_msgs/msg/Clock', QosProfile('best_effort', 1))
+        assert player.wait_for_matches([publisher], 15.0)
+        types = player.typestore.types
+        publisher.publish(types['rosgraph_msgs/msg/Clock'](types['builtin_interfaces/msg/Time'](1234, 5)))
+        assert _wait(lambda: runtime.clock.now_ns() == 1234 * 10**9 + 5)
+    finally:
+        runtime.shutdown(flush=False, linger_s=0.0)
+        player.close()
