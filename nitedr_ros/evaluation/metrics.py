@@ -21,7 +21,7 @@ Conventions (each function's docstring gives its formula):
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import cv2
 import numpy as np
@@ -435,25 +435,43 @@ FUSION_METRICS: tuple[str, ...] = ('PSNR', 'SSIM', 'MS-SSIM', 'MI', 'VIF', 'CC',
                                    'FMI_w', 'MSE', 'Qabf', 'EN', 'SD', 'SF')
 
 
-def fusion_metrics(visible: np.ndarray, infrared: np.ndarray, fused: np.ndarray) -> dict[str, float]:
-    """All fusion metrics (NiteDR Table II columns plus EN, SD, SF); see the module docstring."""
+def fusion_metrics(visible: np.ndarray, infrared: np.ndarray, fused: np.ndarray,
+                   skip: Collection[str] = ()) -> dict[str, float]:
+    """All fusion metrics (NiteDR Table II columns plus EN, SD, SF) but those named in ``skip``.
+
+    Images: uint8 or float [0, 1], colour or grey, equal sizes; see the module docstring for conventions.
+    """
     a, b, f = to_grey(visible), to_grey(infrared), to_grey(fused)
     if not a.shape == b.shape == f.shape:
         raise ValueError(f'sizes differ: visible {a.shape}, infrared {b.shape}, fused {f.shape}')
-    mse_01 = 0.5 * (mse(a / 255.0, f / 255.0) + mse(b / 255.0, f / 255.0))
-    return {
-        'PSNR': math.inf if mse_01 == 0 else 10.0 * math.log10(255.0 ** 2 / mse_01),
-        'SSIM': 0.5 * (ssim(a, f) + ssim(b, f)),
-        'MS-SSIM': 0.5 * (ms_ssim(a, f) + ms_ssim(b, f)),
-        'MI': mutual_information(a, f) + mutual_information(b, f),
-        'VIF': 0.5 * (vif(a, f) + vif(b, f)),
-        'CC': 0.5 * (correlation(a, f) + correlation(b, f)),
-        'FMI_pixel': 0.5 * (fmi(a, f, 'pixel') + fmi(b, f, 'pixel')),
-        'FMI_dct': 0.5 * (fmi(a, f, 'dct') + fmi(b, f, 'dct')),
-        'FMI_w': 0.5 * (fmi(a, f, 'wavelet') + fmi(b, f, 'wavelet')),
+
+    def both(measure: Callable[[np.ndarray, np.ndarray], float]) -> float:
+        return 0.5 * (measure(a, f) + measure(b, f))
+
+    def mse_01() -> float:
+        return 0.5 * (mse(a / 255.0, f / 255.0) + mse(b / 255.0, f / 255.0))
+
+    def fusion_psnr() -> float:
+        err = mse_01()
+        return math.inf if err == 0 else 10.0 * math.log10(255.0 ** 2 / err)
+
+    table: dict[str, Callable[[], float]] = {
+        'PSNR': fusion_psnr,
+        'SSIM': lambda: both(ssim),
+        'MS-SSIM': lambda: both(ms_ssim),
+        'MI': lambda: mutual_information(a, f) + mutual_information(b, f),
+        'VIF': lambda: both(vif),
+        'CC': lambda: both(correlation),
+        'FMI_pixel': lambda: both(lambda s, g: fmi(s, g, 'pixel')),
+        'FMI_dct': lambda: both(lambda s, g: fmi(s, g, 'dct')),
+        'FMI_w': lambda: both(lambda s, g: fmi(s, g, 'wavelet')),
         'MSE': mse_01,
-        'Qabf': qabf(a, b, f),
-        'EN': entropy(f),
-        'SD': standard_deviation(f),
-        'SF': spatial_frequency(f),
+        'Qabf': lambda: qabf(a, b, f),
+        'EN': lambda: entropy(f),
+        'SD': lambda: standard_deviation(f),
+        'SF': lambda: spatial_frequency(f),
     }
+    unknown = set(skip) - set(table)
+    if unknown:
+        raise ValueError(f'unknown fusion metric(s) {sorted(unknown)}; known: {", ".join(FUSION_METRICS)}')
+    return {name: compute() for name, compute in table.items() if name not in skip}

@@ -1,0 +1,374 @@
+"""Evaluation runner: derain and fusion metrics of a checkpoint or a shipped ONNX model, tables and grids.
+
+Models run through the project's inference engines (:func:`nitedr_ros.engines.open_engine`): ``.onnx``
+files through ONNX Runtime (or TensorRT where available), so the numbers are those of the deployed model;
+checkpoints (``.pt``) through the torch backend. Inputs are reflect-padded to the model's multiple and the
+outputs cropped back, as the node's pipeline does. Outputs are quantized to 8 bit before scoring.
+
+What is measured per sample:
+
+* derain (models with an ``image`` input): PSNR/SSIM on Y and RGB of the rainy input and of the output
+  against the clean target (:func:`metrics.derain_metrics`);
+* fusion (a fusion model and an infrared image): the Table II metrics of the fused image against its two
+  sources, the visible image the fusion received (the derained output, or the clean target when only a
+  fusion model is evaluated) and the infrared image (:func:`metrics.fusion_metrics`);
+* stereo (``stereoirr``): derain metrics of both views; without stereo data, night-rain pairs are rendered
+  from the clean images (seeded by the sample name) with :mod:`nitedr_ros.data.rain_renderer`.
+
+Written to ``out``: ``metrics.json`` (per sample and mean), ``metrics.md`` (tables) and
+``grids/<name>.png`` (rainy | derained | fused | IR | clean; stereo: both views).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..data.imageio import DatasetError, to_uint8, write_rgb
+from ..data.layouts import ImageSet, open_dataset
+from ..data.rain_renderer import NightRainRenderer, road_disparity
+from ..data.split import read_split
+from ..errors import ConfigError, OutputExistsError
+from . import metrics as M
+
+DERAIN_KEYS = ('psnr_y', 'ssim_y', 'psnr_rgb', 'ssim_rgb')
+
+
+@dataclass
+class EvalOptions:
+    """What ``nitedr eval`` takes."""
+
+    model: str                        # checkpoint (.pt) or ONNX file of the derain/stereo/fusion network
+    data: str
+    out: str
+    fusion_model: str | None = None   # NiteDR stage 2 (with a cleannet model)
+    network: str | None = None        # expected network (checked against the model's metadata)
+    layout: str = 'auto'
+    split: str = 'test'               # dataset split folder (RoadScene-rain/GTAV ``train``/``test``)
+    split_file: str | None = None     # restrict to the ``part`` names of a recorded split
+    part: str = 'val'
+    names: list[str] = field(default_factory=list)
+    max_images: int = 0
+    backend: str = 'auto'
+    threads: int = 0
+    fusion_metrics: bool = True
+    skip_fmi: bool = False
+    grid_height: int = 240
+    grids: bool = True
+    force: bool = False
+
+
+class ModelRunner:
+    """A model behind an inference engine, run on HWC float images in [0, 1] with padding and cropping."""
+
+    def __init__(self, path: str, backend: str = 'auto', threads: int = 0) -> None:
+        from ..engines import open_engine
+
+        p = Path(path)
+        if p.suffix == '.onnx' or not p.exists():
+            self.engine = open_engine(path, backend='auto' if backend == 'auto' else backend, threads=threads)
+        else:
+            self.engine = open_engine(p, backend='torch-cpu' if backend in ('auto', 'onnxruntime-cpu')
+                                      else backend, threads=threads)
+        self.path = str(path)
+        self.network = self.engine.metadata.get('nitedr.network', '')
+        self.multiple = int(self.engine.multiple_of)
+
+    def describe(self) -> dict[str, str]:
+        return {'model': self.path, 'network': self.network, 'backend': self.engine.backend,
+                'config': self.engine.metadata.get('nitedr.config', '')}
+
+    def __call__(self, **images: np.ndarray) -> dict[str, np.ndarray]:
+        h, w = next(iter(images.values())).shape[:2]
+        ph, pw = (-h) % self.multiple, (-w) % self.multiple
+        feed = {}
+        for name, image in images.items():
+            x = image.astype(np.float32)
+            if ph or pw:
+                border = cv2.BORDER_REFLECT_101 if ph < h and pw < w else cv2.BORDER_REPLICATE
+                x = cv2.copyMakeBorder(x, 0, ph, 0, pw, border).reshape((h + ph, w + pw, *x.shape[2:]))
+            x = x[None, None] if x.ndim == 2 else x.transpose(2, 0, 1)[None]
+            feed[name] = np.ascontiguousarray(x)
+        outputs = self.engine.infer(feed)
+        return {name: np.clip(out[0].transpose(1, 2, 0)[:h, :w], 0.0, 1.0) for name, out in outputs.items()}
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+def _float(image: np.ndarray) -> np.ndarray:
+    return image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image.astype(np.float32)
+
+
+def _select(data: ImageSet, options: EvalOptions) -> ImageSet:
+    names: list[str] | None = list(options.names) or None
+    if options.split_file:
+        names = _split_names(Path(options.split_file), options.part, data)
+    if names is not None:
+        data = data.subset(names)
+    if options.max_images:
+        data = ImageSet(data.layout, data.root, data.roles, data.samples[:options.max_images])
+    if not len(data):
+        raise DatasetError(f'no samples to evaluate in {data.root}')
+    return data
+
+
+def _split_names(path: Path, part: str, data: ImageSet) -> list[str]:
+    """Names of ``part`` from a split record, or from a training run's split.json (one entry per dataset)."""
+    if part not in ('train', 'val'):
+        raise ConfigError(f'--part must be train or val, not {part!r}')
+    try:
+        payload = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f'split file not found: {path}') from None
+    except ValueError as exc:
+        raise ConfigError(f'{path} is not JSON: {exc}') from exc
+    if isinstance(payload, dict) and 'val' in payload:
+        return list(getattr(read_split(path), part))
+    if isinstance(payload, dict):  # a run's split.json: {dataset path: split}
+        for key, value in payload.items():
+            if Path(key).resolve() in (data.root.resolve(), data.root.parent.resolve()):
+                return list(value[part])
+        if len(payload) == 1:
+            return list(next(iter(payload.values()))[part])
+    raise ConfigError(f'{path} has no split for {data.root}')
+
+
+def _sample_seed(name: str) -> int:
+    return int(hashlib.sha256(name.encode()).hexdigest()[:8], 16)
+
+
+def evaluate(options: EvalOptions) -> dict[str, Any]:
+    """Run the evaluation and write the tables and grids; returns the JSON summary."""
+    out = Path(options.out)
+    if (out / 'metrics.json').exists() and not options.force:
+        raise OutputExistsError(out / 'metrics.json')
+    data = _select(open_dataset(options.data, options.layout, options.split), options)
+    main = ModelRunner(options.model, options.backend, options.threads)
+    fusion = None
+    if options.fusion_model:
+        fusion = ModelRunner(options.fusion_model, options.backend, options.threads)
+    try:
+        if options.network and main.network and options.network != main.network:
+            raise ConfigError(f'{options.model} is a {main.network} model, not {options.network}')
+        network = main.network or options.network or 'cleannet'
+        if fusion is not None and fusion.network not in ('', 'fusionnet'):
+            raise ConfigError(f'--fusion-model {options.fusion_model} is a {fusion.network} model, '
+                              'not fusionnet')
+        samples = []
+        for index in range(len(data)):
+            name = data.samples[index].name
+            if network == 'stereoirr':
+                record, panels = _stereo_sample(main, data, index)
+            elif network == 'fusionnet':
+                record, panels = _fusion_only_sample(main, data, index, options)
+            else:
+                record, panels = _derain_sample(main, fusion, data, index, options)
+            record['name'] = name
+            samples.append(record)
+            if options.grids:
+                write_grid(out / 'grids' / f'{_safe(name)}.png', panels, options.grid_height)
+        summary = {
+            'network': network, 'model': main.describe(),
+            'fusion_model': fusion.describe() if fusion else None,
+            'data': str(Path(options.data).resolve()), 'layout': data.layout, 'samples': samples,
+            'count': len(samples), 'mean': _means(samples), 'options': asdict(options),
+            'conventions': 'derain: BT.601 studio-swing Y, 8-bit, SSIM Gaussian 11/1.5; fusion: see '
+                           'nitedr_ros/evaluation/metrics.py (MI summed over sources, others averaged)',
+        }
+    finally:
+        main.close()
+        if fusion is not None:
+            fusion.close()
+    out.mkdir(parents=True, exist_ok=True)
+    _write_text(out / 'metrics.json', json.dumps(summary, indent=1, default=_json_default) + '\n')
+    _write_text(out / 'metrics.md', markdown_report(summary))
+    return summary
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return str(value)
+
+
+def _safe(name: str) -> str:
+    return name.replace('/', '_').replace('\\', '_')
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + '.tmp')
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+FMI_NAMES = ('FMI_pixel', 'FMI_dct', 'FMI_w')
+
+
+def _fusion_scores(visible: np.ndarray, infrared: np.ndarray, fused: np.ndarray,
+                   options: EvalOptions) -> dict[str, float]:
+    if not options.fusion_metrics:
+        return {}
+    return M.fusion_metrics(to_uint8(visible), to_uint8(infrared), to_uint8(fused),
+                            skip=FMI_NAMES if options.skip_fmi else ())
+
+
+def _derain_sample(main: ModelRunner, fusion: ModelRunner | None, data: ImageSet, index: int,
+                   options: EvalOptions) -> tuple[dict[str, Any], list[tuple[str, np.ndarray | None]]]:
+    roles = [r for r in ('rainy', 'clean', 'infrared') if r in data.samples[index].files]
+    if 'rainy' not in roles:
+        raise DatasetError(f'{data.root} ({data.layout}) has no rainy images to derain')
+    images = data.load(index, roles)
+    rainy = _float(images['rainy'])
+    derained = main(image=rainy)['derained']
+    record: dict[str, Any] = {}
+    clean = images.get('clean')
+    if clean is not None:
+        record['input'] = M.derain_metrics(images['rainy'], clean)
+        record['derained'] = M.derain_metrics(to_uint8(derained), clean)
+    fused = None
+    infrared = images.get('infrared')
+    if fusion is not None and infrared is not None:
+        fused = fusion(visible=derained, infrared=_float(infrared))['fused']
+        record['fusion'] = _fusion_scores(derained, _float(infrared), fused, options)
+    panels = [('rainy', rainy), ('derained', derained), ('fused', fused),
+              ('IR', None if infrared is None else _float(infrared)),
+              ('clean', None if clean is None else _float(clean))]
+    return record, panels
+
+
+def _fusion_only_sample(main: ModelRunner, data: ImageSet, index: int,
+                        options: EvalOptions) -> tuple[dict[str, Any], list[tuple[str, np.ndarray | None]]]:
+    images = data.load(index, ('clean', 'infrared'))
+    visible, infrared = _float(images['clean']), _float(images['infrared'])
+    fused = main(visible=visible, infrared=infrared)['fused']
+    record = {'fusion': _fusion_scores(visible, infrared, fused, options)}
+    return record, [('visible', visible), ('fused', fused), ('IR', infrared)]
+
+
+def _stereo_sample(main: ModelRunner, data: ImageSet, index: int) -> tuple[dict[str, Any], list]:
+    sample = data.samples[index]
+    if {'rainy', 'rainy_right', 'clean', 'clean_right'} <= set(sample.files):
+        images = data.load(index, ('rainy', 'rainy_right', 'clean', 'clean_right'))
+        left, right = _float(images['rainy']), _float(images['rainy_right'])
+        clean_l, clean_r = images['clean'], images['clean_right']
+    else:  # render stereo night rain from the clean image (deterministic per sample name)
+        clean = _float(data.load(index, ('clean',))['clean'])
+        h, w = clean.shape[:2]
+        pair = NightRainRenderer().render_stereo(clean, None, _sample_seed(sample.name),
+                                                 scene_disparity=road_disparity(h, w, 0.06 * w))
+        left, right = pair.left.rainy, pair.right.rainy
+        clean_l, clean_r = to_uint8(pair.left.clean), to_uint8(pair.right.clean)
+    out = main(left=left, right=right)
+    record = {'input': M.derain_metrics(to_uint8(left), clean_l),
+              'derained': M.derain_metrics(to_uint8(out['left_derained']), clean_l),
+              'input_right': M.derain_metrics(to_uint8(right), clean_r),
+              'derained_right': M.derain_metrics(to_uint8(out['right_derained']), clean_r)}
+    panels = [('left rainy', left), ('left derained', out['left_derained']), ('left clean', _float(clean_l)),
+              ('right rainy', right), ('right derained', out['right_derained']),
+              ('right clean', _float(clean_r))]
+    return record, panels
+
+
+def _means(samples: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    groups: dict[str, dict[str, list[float]]] = {}
+    for record in samples:
+        for group, values in record.items():
+            if isinstance(values, dict):
+                for key, value in values.items():
+                    groups.setdefault(group, {}).setdefault(key, []).append(float(value))
+    means: dict[str, dict[str, float]] = {}
+    for group, values in groups.items():
+        means[group] = {}
+        for key, vals in values.items():
+            finite = [v for v in vals if math.isfinite(v)]
+            means[group][key] = float(np.mean(finite)) if finite else float('nan')
+    return means
+
+
+def _fmt(value: float) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return 'n/a'
+    if math.isinf(value):
+        return 'inf'
+    return f'{value:.4f}'
+
+
+def markdown_report(summary: dict[str, Any]) -> str:
+    """The summary as markdown: derain table, fusion table (Table II order + EN/SD/SF), per-sample rows."""
+    mean = summary['mean']
+    lines = [f'# Evaluation: {summary["network"]}', '',
+             f'- model: `{summary["model"]["model"]}` ({summary["model"]["backend"]}, '
+             f'config {summary["model"]["config"] or "?"})']
+    if summary.get('fusion_model'):
+        fusion = summary['fusion_model']
+        lines.append(f'- fusion model: `{fusion["model"]}` ({fusion["backend"]})')
+    lines += [f'- data: `{summary["data"]}` ({summary["layout"]}), {summary["count"]} samples',
+              f'- conventions: {summary["conventions"]}', '']
+    derain_rows = [(label, key) for label, key in (
+        ('rainy input', 'input'), ('derained', 'derained'), ('rainy input (right)', 'input_right'),
+        ('derained (right)', 'derained_right')) if key in mean]
+    if derain_rows:
+        lines += ['## Deraining (mean)', '', '| | PSNR-Y | SSIM-Y | PSNR-RGB | SSIM-RGB |',
+                  '|---|---|---|---|---|']
+        for label, key in derain_rows:
+            lines.append(f'| {label} | ' + ' | '.join(_fmt(mean[key].get(k)) for k in DERAIN_KEYS) + ' |')
+        if 'input' in mean and 'derained' in mean:
+            gain = mean['derained']['psnr_y'] - mean['input']['psnr_y']
+            lines += ['', f'PSNR-Y gain over the rainy input: {gain:+.2f} dB']
+        lines.append('')
+    if mean.get('fusion'):
+        keys = [k for k in M.FUSION_METRICS if k in mean['fusion']]
+        lines += ['## Fusion (mean; NiteDR Table II columns, then EN, SD, SF)', '',
+                  '| ' + ' | '.join(keys) + ' |', '|' + '---|' * len(keys),
+                  '| ' + ' | '.join(_fmt(mean['fusion'][k]) for k in keys) + ' |', '']
+    lines += ['## Per sample', '']
+    header = ['name']
+    if 'derained' in mean:
+        header += ['input PSNR-Y', 'derained PSNR-Y', 'derained SSIM-Y']
+    if mean.get('fusion'):
+        header += ['fusion SSIM', 'fusion Qabf']
+    lines += ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    for record in summary['samples']:
+        row = [record['name']]
+        if 'derained' in mean:
+            row += [_fmt(record.get('input', {}).get('psnr_y')),
+                    _fmt(record.get('derained', {}).get('psnr_y')),
+                    _fmt(record.get('derained', {}).get('ssim_y'))]
+        if mean.get('fusion'):
+            row += [_fmt(record.get('fusion', {}).get('SSIM')), _fmt(record.get('fusion', {}).get('Qabf'))]
+        lines.append('| ' + ' | '.join(row) + ' |')
+    return '\n'.join(lines) + '\n'
+
+
+def write_grid(path: Path, panels: Sequence[tuple[str, np.ndarray | None]], height: int = 240) -> Path:
+    """One row of labelled panels (missing ones are left dark), each scaled to ``height`` pixels."""
+    tiles = []
+    for label, image in panels:
+        if image is None:
+            ref = next(im for _, im in panels if im is not None)
+            image = np.zeros((*ref.shape[:2], 3), np.float32)
+            label = f'{label} (n/a)'
+        rgb = _float(image) if image.dtype == np.uint8 else image.astype(np.float32)
+        if rgb.ndim == 2:
+            rgb = np.repeat(rgb[..., None], 3, axis=2)
+        h, w = rgb.shape[:2]
+        scale = height / h if height else 1.0
+        tile = to_uint8(cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
+                                   interpolation=cv2.INTER_AREA))
+        tile = np.ascontiguousarray(tile)
+        cv2.rectangle(tile, (0, 0), (min(tile.shape[1] - 1, 8 + 9 * len(label)), 20), (0, 0, 0), -1)
+        cv2.putText(tile, label, (4, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+        tiles.append(tile)
+    gap = np.full((tiles[0].shape[0], 4, 3), 255, np.uint8)
+    row = np.concatenate([x for tile in tiles for x in (tile, gap)][:-1], axis=1)
+    return write_rgb(path, row)

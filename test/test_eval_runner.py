@@ -1,0 +1,145 @@
+"""``nitedr eval``: tables and grids from checkpoints and ONNX files, sample selection, publishing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from nitedr_ros.cli import main as cli_main
+from nitedr_ros.data.layouts import open_dataset
+from nitedr_ros.data.split import split_names
+from nitedr_ros.errors import ConfigError, OutputExistsError
+from nitedr_ros.evaluation import metrics
+from nitedr_ros.evaluation.evaluate import EvalOptions, evaluate
+from nitedr_ros.networks import build_network
+from nitedr_ros.networks.checkpoint import save_checkpoint
+
+
+def make_roadscene(root: Path, count: int = 3, size=(40, 52)) -> Path:
+    rng = np.random.default_rng(1)
+    h, w = size
+    for i in range(count):
+        clean = cv2.GaussianBlur(rng.integers(0, 256, (h, w, 3)).astype(np.uint8), (0, 0), 3)
+        rainy = clean.copy()
+        rainy[:, (i + 2)::6] = np.minimum(255, rainy[:, (i + 2)::6].astype(int) + 90)
+        infrared = cv2.GaussianBlur(rng.integers(0, 256, (h, w)).astype(np.uint8), (0, 0), 2)
+        for sub, image in (('Vis/input', rainy), ('Vis/target', clean), ('Inf/input', infrared)):
+            folder = root / 'train' / sub
+            folder.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(folder / f'{i:03d}.png'), image)
+    return root
+
+
+def _checkpoint(tmp_path: Path, network: str) -> Path:
+    torch.manual_seed(0)
+    model = build_network(network, 'realtime')
+    return save_checkpoint(tmp_path / f'{network}.pt', model, network, 'realtime')
+
+
+def _options(model, data, out, **kw) -> EvalOptions:
+    return EvalOptions(model=str(model), data=str(data), out=str(out), split='train', grid_height=32,
+                       threads=1, **kw)
+
+
+def test_eval_writes_tables_and_grids(tmp_path):
+    data = make_roadscene(tmp_path / 'data')
+    summary = evaluate(_options(_checkpoint(tmp_path, 'cleannet'), data, tmp_path / 'eval',
+                                fusion_model=str(_checkpoint(tmp_path, 'fusionnet'))))
+    assert summary['count'] == 3 and summary['model']['backend'] == 'torch-cpu'
+    mean = summary['mean']
+    assert set(mean) == {'input', 'derained', 'fusion'}
+    assert set(mean['fusion']) == set(metrics.FUSION_METRICS)
+    # the rainy-input row is the metric of the files themselves
+    images = open_dataset(data).load(0)
+    expected = metrics.derain_metrics(images['rainy'], images['clean'])['psnr_y']
+    assert summary['samples'][0]['input']['psnr_y'] == pytest.approx(expected)
+    report = (tmp_path / 'eval/metrics.md').read_text()
+    for text in ('PSNR-Y', 'rainy input', 'derained', 'Qabf', 'FMI_pixel', 'PSNR-Y gain', '| 002 |'):
+        assert text in report
+    saved = json.loads((tmp_path / 'eval/metrics.json').read_text())
+    assert saved['mean']['derained']['psnr_y'] == pytest.approx(mean['derained']['psnr_y'])
+    grid = cv2.imread(str(tmp_path / 'eval/grids/000.png'))
+    assert grid.shape[0] == 32 and grid.shape[1] > 5 * 40  # rainy | derained | fused | IR | clean
+    with pytest.raises(OutputExistsError):
+        evaluate(_options(_checkpoint(tmp_path, 'cleannet'), data, tmp_path / 'eval'))
+
+
+def test_eval_selects_samples_by_split_file_and_names(tmp_path):
+    data = make_roadscene(tmp_path / 'data')
+    split = split_names(['000', '001', '002'], 0.34, seed=0)
+    split_file = split.write(tmp_path / 'split.json')
+    model = _checkpoint(tmp_path, 'cleannet')
+    summary = evaluate(_options(model, data, tmp_path / 'a', split_file=str(split_file), grids=False))
+    assert [s['name'] for s in summary['samples']] == split.val
+    summary = evaluate(_options(model, data, tmp_path / 'b', names=['002', '000'], grids=False))
+    assert [s['name'] for s in summary['samples']] == ['002', '000']
+    with pytest.raises(ConfigError, match='not mspfn'):
+        evaluate(_options(model, data, tmp_path / 'c', network='mspfn'))
+
+
+def test_eval_stereo_renders_pairs_from_clean_images(tmp_path):
+    data = make_roadscene(tmp_path / 'data', size=(40, 48))
+    summary = evaluate(_options(_checkpoint(tmp_path, 'stereoirr'), data, tmp_path / 'eval'))
+    assert {'input', 'derained', 'input_right', 'derained_right'} <= set(summary['mean'])
+    assert (tmp_path / 'eval/grids/001.png').is_file()
+
+
+@pytest.mark.slow
+def test_eval_through_onnx_matches_torch(tmp_path):
+    from nitedr_ros.export.onnx_export import export_network
+
+    data = make_roadscene(tmp_path / 'data')
+    torch.manual_seed(0)
+    cleannet, fusionnet = build_network('cleannet', 'realtime'), build_network('fusionnet', 'realtime')
+    export_network(cleannet, 'cleannet', 'realtime', tmp_path / 'c.onnx', fp16=False, parity=False)
+    export_network(fusionnet, 'fusionnet', 'realtime', tmp_path / 'f.onnx', fp16=False, parity=False)
+    save_checkpoint(tmp_path / 'c.pt', cleannet, 'cleannet', 'realtime')
+    save_checkpoint(tmp_path / 'f.pt', fusionnet, 'fusionnet', 'realtime')
+    via_onnx = evaluate(_options(tmp_path / 'c.onnx', data, tmp_path / 'onnx',
+                                 fusion_model=str(tmp_path / 'f.onnx'), backend='onnxruntime-cpu',
+                                 skip_fmi=True))
+    via_torch = evaluate(_options(tmp_path / 'c.pt', data, tmp_path / 'torch',
+                                  fusion_model=str(tmp_path / 'f.pt'), skip_fmi=True))
+    assert via_onnx['model']['backend'] == 'onnxruntime-cpu'
+    assert 'FMI_pixel' not in via_onnx['mean']['fusion']
+    for group in ('derained', 'fusion'):
+        for key, value in via_torch['mean'][group].items():
+            assert via_onnx['mean'][group][key] == pytest.approx(value, rel=2e-3, abs=2e-3), (group, key)
+
+
+def test_cli_eval_verb(tmp_path, capsys):
+    data = make_roadscene(tmp_path / 'data')
+    model = _checkpoint(tmp_path, 'cleannet')
+    code = cli_main(['eval', '--checkpoint', str(model), '--data', str(data), '--split', 'train', '--out',
+                     str(tmp_path / 'eval'), '--no-grids', '--threads', '1'])
+    assert code == 0
+    assert 'PSNR-Y' in capsys.readouterr().out
+    assert (tmp_path / 'eval/metrics.md').is_file() and not (tmp_path / 'eval/grids').exists()
+    assert cli_main(['eval', '--checkpoint', str(tmp_path / 'none.pt'), '--data', str(data), '--out',
+                     str(tmp_path / 'x')]) == 2
+
+
+@pytest.mark.slow
+def test_publish_exports_onnx_with_a_model_card(tmp_path):
+    from nitedr_ros.training.publish import publish_checkpoint
+    from nitedr_ros.training.trainer import TrainOptions, train
+
+    data = make_roadscene(tmp_path / 'data', count=4)
+    run = train(TrainOptions(network='fusionnet', data=[str(data)], out=str(tmp_path / 'run'), steps=1,
+                             batch=1, patch=16, val_every=1, val_fraction=0.25, threads=1, progress=False,
+                             settings={'stages': 1}))
+    published = publish_checkpoint(run.best_checkpoint, tmp_path / 'models', eval_data=str(data),
+                                   split_file=str(tmp_path / 'run/split.json'), eval_out=tmp_path / 'eval')
+    assert published.onnx.name == 'fusionnet_realtime.onnx' and published.fp16.is_file()
+    card = published.card.read_text()
+    for text in ('fusionnet_realtime', 'steps: 1 of 1', 'seed 0', 'sha256', 'Evaluation', 'Qabf',
+                 'validation hold-out: 1 images'):
+        assert text in card, text
+    assert published.evaluation['count'] == 1
+    with pytest.raises(OutputExistsError):
+        publish_checkpoint(run.best_checkpoint, tmp_path / 'models')
