@@ -60,3 +60,21 @@ def test_build_engine_provisions_the_cache(capsys, tmp_path, model, monkeypatch)
     assert main([*argv, '--force']) == 0
     assert json.loads(capsys.readouterr().out)['reason'] == 'forced rebuild'
     assert FakeToolkit.builds == 2
+
+
+def test_build_engine_for_a_mode_uses_the_default_models(capsys, tmp_path, monkeypatch):
+    models = tmp_path / 'models'
+    tiny_models.identity_model(models / 'cleannet_realtime.onnx')
+    tiny_models.blend_fusion_model(models / 'fusionnet_realtime.onnx')
+    tiny_models.identity_model(models / 'fusionnet_realtime.fp16.onnx', 'fusionnet')
+    monkeypatch.setenv('NITEDR_MODELS_DIR', str(models))
+    monkeypatch.setattr(tensorrt_engine, 'probe_cuda', lambda: CudaProbe(1, ''))
+    monkeypatch.setattr(tensorrt_engine, 'device_identity', lambda index: DeviceIdentity('Fake GPU', (8, 7)))
+    monkeypatch.setattr(tensorrt_toolkit, 'TensorRTToolkit', FakeToolkit)
+    assert main(['build-engine', '--mode', 'nitedr', '--cache-dir', str(tmp_path / 'cache'), '--json']) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    by_role = {line['role']: line for line in lines}
+    assert set(by_role) == {'derain', 'fusion'}
+    assert by_role['derain']['key']['onnx_name'] == 'cleannet_realtime.onnx'
+    assert by_role['fusion']['key']['onnx_name'] == 'fusionnet_realtime.fp16.onnx'  # fp16 file preferred
+    assert by_role['fusion']['key']['precision'] == 'fp16'

@@ -236,10 +236,16 @@ def write_histogram(path: Path, results: dict[str, dict[str, Any]], title: str) 
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for axis, stage in zip(axes, ('inference_ms', 'total_ms')):
+        every = np.concatenate([r['samples_ms'][stage] for r in results.values()])
+        low, high = max(float(every.min()), 1e-3) * 0.95, float(every.max()) * 1.05
+        if high / low > 5.0:  # backends far apart: shared logarithmic bins keep both visible
+            bins = np.geomspace(low, high, 40)
+            axis.set_xscale('log')
+        else:
+            bins = np.linspace(low, high, 30)
         for label, result in results.items():
             samples = result['samples_ms'][stage]
-            axis.hist(samples, bins=min(30, max(5, len(samples))), alpha=0.6,
-                      label=f'{label} (p50 {np.median(samples):.1f} ms)')
+            axis.hist(samples, bins=bins, alpha=0.6, label=f'{label} (p50 {np.median(samples):.1f} ms)')
         axis.set_xlabel(f'{stage.replace("_ms", "")} latency [ms]')
         axis.set_ylabel('frames')
         axis.legend(fontsize=8)

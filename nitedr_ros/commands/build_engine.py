@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..errors import ConfigError
-
 HELP = 'build the TensorRT engines of a mode (or given ONNX models) into the engine cache, then exit'
 
 
@@ -50,24 +48,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..engines import BuildSettings, provision_engine
-    from ..pipeline.config import MODE_ROLES, PipelineConfig
+    from ..pipeline.config import PipelineConfig, build_engines
 
-    settings = BuildSettings(args.precision, args.min_hw, args.opt_hw, args.max_hw, args.workspace_mb,
-                             args.optimization_level)
+    common = dict(verbose=args.verbose, lock_timeout_s=args.lock_timeout)
     if args.model:
-        models = {f'model{i}': m for i, m in enumerate(args.model)}
+        settings = BuildSettings(args.precision, args.min_hw, args.opt_hw, args.max_hw, args.workspace_mb,
+                                 args.optimization_level)
+        engines = {f'model{i}': provision_engine(model, settings, cache_dir=args.cache_dir or None,
+                                                 force_rebuild=args.force, device_index=args.device, **common)
+                   for i, model in enumerate(args.model)}
     else:
-        config = PipelineConfig(mode=args.mode)
-        models = {role: config.model_for(role) for role in MODE_ROLES[args.mode]}
-    if not models:
-        raise ConfigError('nothing to build')
-    for role, model in models.items():
-        cached = provision_engine(model, settings, cache_dir=args.cache_dir or None, force_rebuild=args.force,
-                                  device_index=args.device, verbose=args.verbose,
-                                  lock_timeout_s=args.lock_timeout)
-        facts = {'role': role, 'model': str(model), 'engine': str(cached.path), 'source': cached.source,
-                 'reason': cached.reason, 'build_seconds': round(cached.build_seconds, 1),
-                 'key': cached.key.to_dict()}
+        config = PipelineConfig(mode=args.mode, precision=args.precision, engine_cache_dir=args.cache_dir,
+                                force_engine_rebuild=args.force, profile_min_hw=args.min_hw,
+                                profile_opt_hw=args.opt_hw, profile_max_hw=args.max_hw,
+                                workspace_mb=args.workspace_mb, device_index=args.device)
+        engines = build_engines(config, optimization_level=args.optimization_level, **common)
+    for role, cached in engines.items():
+        facts = {'role': role, 'engine': str(cached.path), 'source': cached.source, 'reason': cached.reason,
+                 'build_seconds': round(cached.build_seconds, 1), 'key': cached.key.to_dict()}
         if args.json:
             print(json.dumps(facts))
         else:

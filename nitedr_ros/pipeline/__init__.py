@@ -11,6 +11,7 @@ from .config import (
     MODE_ROLES,
     MODES,
     PipelineConfig,
+    build_engines,
     build_pipeline,
     default_model,
     resolve_models,
@@ -23,5 +24,5 @@ from .timing import STAGES, LatencyWindow, StageTimings
 __all__ = [
     'DEFAULT_NETWORKS', 'ENCODINGS', 'MODES', 'MODE_ROLES', 'OUTPUTS', 'STAGES', 'STREAMS', 'DerainPipeline',
     'ImageFrame', 'LatencyWindow', 'PipelineConfig', 'PipelineResult', 'StageTimings', 'ThermalNormalizer',
-    'build_pipeline', 'default_model', 'resolve_models',
+    'build_engines', 'build_pipeline', 'default_model', 'resolve_models',
 ]

@@ -118,6 +118,25 @@ def open_role_engine(config: PipelineConfig, role: str) -> InferenceEngine:
                        network=network if config.backend.startswith(('torch', 'identity')) else None)
 
 
+def build_engines(config: PipelineConfig, *, verbose: bool = False, lock_timeout_s: float | None = None,
+                  optimization_level: int = 3) -> dict:
+    """Build-only mode: build (or verify) the cached TensorRT engine of every role, without running them.
+
+    Returns role -> :class:`nitedr_ros.engines.CachedEngine`. Needs a CUDA device and TensorRT
+    (BackendUnavailableError otherwise). For the node's ``build_only`` parameter and ``nitedr build-engine``.
+    """
+    from ..engines import BuildSettings, provision_engine
+
+    settings = BuildSettings(config.precision, config.profile_min_hw, config.profile_opt_hw,
+                             config.profile_max_hw, config.workspace_mb, optimization_level)
+    return {role: provision_engine(config.model_for(role), settings,
+                                   cache_dir=config.engine_cache_dir or None,
+                                   force_rebuild=config.force_engine_rebuild,
+                                   device_index=config.device_index, verbose=verbose,
+                                   lock_timeout_s=lock_timeout_s)
+            for role in MODE_ROLES[config.mode]}
+
+
 def build_pipeline(config: PipelineConfig):
     """Open the engines of the configured mode and return a ready :class:`DerainPipeline`."""
     from .derain import DerainPipeline
