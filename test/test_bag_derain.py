@@ -184,6 +184,30 @@ def test_topic_errors_name_the_topic(sample_bag, models, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ['rgb_only']
 
 
+def test_a_type_without_definition_is_named(models, tmp_path):
+    import sqlite3
+
+    from rosbags.rosbag2 import Writer
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
+    store = get_typestore(Stores.ROS2_JAZZY)
+    store.register(get_types_from_msg('int32 value', 'my_pkg/msg/Custom'))
+    types = store.types
+    bag = tmp_path / 'custom'
+    with Writer(bag, version=8) as writer:
+        custom = writer.add_connection('/custom', 'my_pkg/msg/Custom', typestore=store)
+        image = writer.add_connection('/cam/image', 'sensor_msgs/msg/Image', typestore=store)
+        writer.write(custom, 1, store.serialize_cdr(types['my_pkg/msg/Custom'](3), 'my_pkg/msg/Custom'))
+        header = types['std_msgs/msg/Header'](types['builtin_interfaces/msg/Time'](0, 2), 'cam')
+        writer.write(image, 2, store.serialize_cdr(types['sensor_msgs/msg/Image'](
+            header, 2, 2, 'mono8', 0, 2, np.zeros(4, np.uint8)), 'sensor_msgs/msg/Image'))
+    with sqlite3.connect(next(bag.glob('*.db3'))) as db:  # as an old bag without stored definitions
+        db.execute("DELETE FROM message_definitions WHERE topic_type = 'my_pkg/msg/Custom'")
+    with pytest.raises(BagError, match='my_pkg/msg/Custom'):
+        derain_bag(_options(bag, tmp_path / 'out', models, mode='single'))
+    assert not (tmp_path / 'out').exists()
+
+
 def test_camera_info_topic_names():
     assert camera_info_topic('/cam/image_raw') == '/cam/camera_info'
     assert camera_info_topic('/raspicam_node/image/compressed') == '/raspicam_node/camera_info'

@@ -136,7 +136,8 @@ class OriginalTopicCopier:
                 self._connections, self._converters = create_connections_converters(
                     reader.connections, typestore, reader, writer)
         except Exception as exc:
-            raise BagError(f'cannot copy the input topics to ROS 2: {exc}') from exc
+            raise BagError(f'cannot copy the input topics to ROS 2: {exc} (the bag carries no definition of '
+                           'that type and ROS 2 Jazzy does not define it either)') from exc
         self.notes = [line.strip() for line in conversion_log.getvalue().splitlines() if line.strip()]
         self.topics = {conn.topic for conn in self._connections.values()}
         self._writer = writer
