@@ -121,3 +121,22 @@ def test_sim_time_follows_clock_messages():
     finally:
         runtime.shutdown(flush=False, linger_s=0.0)
         player.close()
+
+
+def test_incompatible_qos_is_reported_to_the_core():
+    """A reliable node subscription and a best-effort camera never connect: the core hears about it."""
+    domain = next(_domains)
+    params = validate({'mode': 'single', 'qos.input.reliability': 'reliable'})
+    runtime = DdsNodeRuntime(params, domain_id=domain, pipeline=PassthroughPipeline())
+    camera = DdsNode('camera', domain_id=domain)
+    try:
+        runtime.start()
+        camera.create_publisher('/rgb/image', 'sensor_msgs/msg/Image', QosProfile('best_effort', 1))
+        assert _wait(lambda: '/rgb/image' in runtime.core.stats.qos_events)
+        count, description = runtime.core.stats.qos_events['/rgb/image']
+        assert count >= 1 and 'RELIABILITY' in description
+        qos_status = next(s for s in runtime.core.statuses() if s.name.endswith('qos'))
+        assert int(qos_status.level) == 1  # WARN
+    finally:
+        runtime.shutdown(flush=False, linger_s=0.0)
+        camera.close()

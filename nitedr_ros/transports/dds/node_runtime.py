@@ -65,7 +65,7 @@ class DdsNodeRuntime:
         self.use_sim_time = bool(self.ros_params.get('use_sim_time', False) if use_sim_time is None
                                  else use_sim_time)
         self.node = DdsNode(node_name, namespace, domain_id=domain_id, remaps=list(remaps),
-                            dds_config=dds_config)
+                            dds_config=dds_config, qos_event_callback=self._on_qos_event)
         self.messages = Ros2Messages(self.node.typestore)
         self.clock: Any = SimClock() if self.use_sim_time else SystemClock()
         self.core = NodeCore(self.params, sink=self, clock=self.clock, node_name=node_name, pipeline=pipeline,
@@ -78,6 +78,11 @@ class DdsNodeRuntime:
         self.started = False
 
     # -- QoS --------------------------------------------------------------------------------------------
+    def _on_qos_event(self, topic: str, description: str) -> None:
+        core = getattr(self, 'core', None)
+        if core is not None:
+            core.report_qos_event(topic, description)
+
     def _qos(self, topic: str, kind: str) -> QosProfile:
         """``kind`` 'subscription' | 'publisher': node parameters, then qos_overrides for the topic."""
         prefix = 'qos.input' if kind == 'subscription' else 'qos.output'

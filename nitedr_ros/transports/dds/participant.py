@@ -22,7 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from cyclonedds import _clayer
-from cyclonedds.core import GuardCondition, InstanceState, ReadCondition, SampleState, ViewState, WaitSet
+from cyclonedds.core import (
+    GuardCondition,
+    InstanceState,
+    Listener,
+    ReadCondition,
+    SampleState,
+    ViewState,
+    WaitSet,
+)
 from cyclonedds.domain import DomainParticipant
 from cyclonedds.pub import DataWriter
 from cyclonedds.qos import Policy, Qos
@@ -39,6 +47,28 @@ log = logging.getLogger(__name__)
 
 _ANY_STATE = SampleState.Any | ViewState.Any | InstanceState.Any
 _TAKE_BATCH = 16
+# DDS QoS policy ids (DDS 1.4, table 2.2.3) of the policies that can make endpoints incompatible
+_POLICY_NAMES = {2: 'DURABILITY', 3: 'PRESENTATION', 4: 'DEADLINE', 5: 'LATENCY_BUDGET', 6: 'OWNERSHIP',
+                 8: 'LIVELINESS', 11: 'RELIABILITY', 12: 'DESTINATION_ORDER', 23: 'DATA_REPRESENTATION',
+                 24: 'TYPE_CONSISTENCY'}
+
+QosEventCallback = Callable[[str, str], None]
+
+
+def _incompatible_listener(topic: str, side: str, callback: QosEventCallback | None) -> Listener | None:
+    """A Cyclone listener reporting incompatible-QoS events of one endpoint as (topic, description)."""
+    if callback is None:
+        return None
+
+    def report(_entity: Any, status: Any) -> None:
+        policy = _POLICY_NAMES.get(int(status.last_policy_id), f'policy {status.last_policy_id}')
+        peer = 'publisher' if side == 'subscription' else 'subscription'
+        callback(topic, f'{side} and a {peer} disagree on {policy} '
+                        f'({status.total_count} incompatible peer(s) so far)')
+
+    if side == 'subscription':
+        return Listener(on_requested_incompatible_qos=report)
+    return Listener(on_offered_incompatible_qos=report)
 
 
 def select_dds_config(config: str | os.PathLike[str] | None = None) -> str:
@@ -115,8 +145,9 @@ class RosPublisher:
         self.msgtype = msgtype
         self._codec = node.codecs.get(msgtype)
         user_data = type_hash_user_data(node.typestore, msgtype)
+        self._listener = _incompatible_listener(topic, 'publisher', node.qos_event_callback)
         self._writer = DataWriter(node.participant, node.dds_topic(topic, msgtype),
-                                  qos=qos.to_cyclone(user_data))
+                                  qos=qos.to_cyclone(user_data), listener=self._listener)
         self._ref = self._writer._ref
 
     def publish(self, msg: Any) -> None:
@@ -132,7 +163,7 @@ class RosPublisher:
         return len(self._writer.get_matched_subscriptions())
 
 
-Callback = Callable[[Any, int], None]
+Callback = Callable[[Any, int], None]  # (message or raw payload, receive time ns)
 
 
 class RosSubscription:
@@ -149,8 +180,9 @@ class RosSubscription:
         self.callback_errors = 0
         self._codec = node.codecs.get(msgtype)
         user_data = type_hash_user_data(node.typestore, msgtype)
+        self._listener = _incompatible_listener(topic, 'subscription', node.qos_event_callback)
         self._reader = DataReader(node.participant, node.dds_topic(topic, msgtype),
-                                  qos=qos.to_cyclone(user_data))
+                                  qos=qos.to_cyclone(user_data), listener=self._listener)
         self._ref = self._reader._ref
         self.condition = ReadCondition(self._reader, _ANY_STATE)
 
@@ -188,7 +220,7 @@ class DdsNode:
 
     def __init__(self, name: str = 'nitedr', namespace: str = '/', *, domain_id: int | None = None,
                  remaps: list[str] | tuple[str, ...] = (), typestore: Any = None,
-                 dds_config: str | None = None) -> None:
+                 dds_config: str | None = None, qos_event_callback: QosEventCallback | None = None) -> None:
         select_dds_config(dds_config)
         if domain_id is None:
             domain_id = int(os.environ.get('ROS_DOMAIN_ID', '0') or 0)
@@ -199,6 +231,7 @@ class DdsNode:
         self.codecs = CodecCache(self.typestore)
         self.idl = IdlTypes(self.typestore)
         self.domain_id = domain_id
+        self.qos_event_callback = qos_event_callback  # (topic, description) on incompatible QoS
         self.participant = DomainParticipant(domain_id)
         self._topics: dict[str, Topic] = {}
         self._subscriptions: list[RosSubscription] = []
