@@ -177,14 +177,15 @@ def _play(args: argparse.Namespace) -> int:
 
 
 def _record(args: argparse.Namespace) -> int:
-    from ..transports.bag.recorder import BagRecorder
-    from ..transports.dds.participant import RELIABLE, SENSOR_DATA
+    from ..transports.bag.recorder import RECORD_QOS, BagRecorder
+    from ..transports.dds.participant import QosProfile
 
     def matched(topic: str) -> None:
         print(f'matched {topic}', flush=True)
 
     recorder = BagRecorder(args.output, args.topics, storage=args.storage, force=args.force,
-                           domain_id=args.domain, qos=RELIABLE if args.qos == 'reliable' else SENSOR_DATA,
+                           domain_id=args.domain,
+                           qos=RECORD_QOS if args.qos == 'reliable' else QosProfile('best_effort', 100),
                            duration_s=args.duration, idle_s=args.idle, dds_config=args.dds_config,
                            on_matched=matched)
     _stop_on_signals(recorder.stop)

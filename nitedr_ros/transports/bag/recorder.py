@@ -22,10 +22,13 @@ from typing import Any
 from cyclonedds.builtin import BuiltinDataReader, BuiltinTopicDcpsPublication
 
 from ..dds.names import ros_topic_name
-from ..dds.participant import RELIABLE, SENSOR_DATA, DdsNode, QosProfile
+from ..dds.participant import SENSOR_DATA, DdsNode, QosProfile
 from .writer import AtomicBagWriter, ros2_typestore
 
 log = logging.getLogger(__name__)
+
+# deep reader history: the recorder must not lose samples that arrive while it writes to disk
+RECORD_QOS = QosProfile('reliable', 100)
 
 
 def ros_type_from_dds(type_name: str) -> str | None:
@@ -52,7 +55,7 @@ class BagRecorder:
     """Records ROS 2 topics from DDS into a rosbag2 file."""
 
     def __init__(self, out: str | Path, topics: Sequence[str] = (), *, storage: str = 'sqlite3',
-                 force: bool = False, domain_id: int | None = None, qos: QosProfile = RELIABLE,
+                 force: bool = False, domain_id: int | None = None, qos: QosProfile = RECORD_QOS,
                  duration_s: float = 0.0, idle_s: float = 0.0, dds_config: str | None = None,
                  on_matched: Callable[[str], None] | None = None) -> None:
         self.output = AtomicBagWriter(out, storage=storage, force=force)
