@@ -258,3 +258,22 @@ def test_torch_backend_refuses_onnx_files(torch_model_and_onnx):
     _, path = torch_model_and_onnx
     with pytest.raises(ConfigError, match='not ONNX'):
         open_engine(path, 'torch-cpu')
+
+
+def test_onnxruntime_float16_io_is_hidden_behind_float32(tmp_path):
+    onnx = pytest.importorskip('onnx')
+    from onnx import TensorProto, helper
+
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT16, [1, 3, 'h', 'w'])
+          for n in ('image', 'derained')]
+    node = helper.make_node('Identity', ['image'], ['derained'])
+    graph = helper.make_graph([node], 'half', [io[0]], [io[1]])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)])
+    model.ir_version = 8
+    path = tmp_path / 'cleannet_half.fp16.onnx'
+    onnx.save(model, str(path))
+    engine = open_engine(path, 'onnxruntime-cpu')
+    x = np.array([0.25, 0.5, 1.0 / 3.0], np.float32).reshape(1, 3, 1, 1)
+    out = engine.infer({'image': x})['derained']
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, x, atol=1e-3)

@@ -90,6 +90,8 @@ class OnnxRuntimeEngine(InferenceEngine):
         self.input_names = tuple(a.name for a in self._session.get_inputs())
         self.output_names = tuple(a.name for a in self._session.get_outputs())
         self.metadata = dict(self._session.get_modelmeta().custom_metadata_map)
+        # An fp16 model may declare float16 I/O; the engine interface stays float32 either way.
+        self._half_inputs = {a.name for a in self._session.get_inputs() if a.type == 'tensor(float16)'}
         first = self._session.get_inputs()[0].shape
         if len(first) == 4 and isinstance(first[2], int) and isinstance(first[3], int):
             self.limits = ShapeLimits(fixed=(first[2], first[3]))
@@ -126,10 +128,13 @@ class OnnxRuntimeEngine(InferenceEngine):
 
     def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         feed = check_inputs(inputs, self.input_names)
+        for name in self._half_inputs:
+            feed[name] = feed[name].astype(np.float16)
         started = time.perf_counter()
         results = self._session.run(list(self.output_names), feed)
         self.last_inference_ms = (time.perf_counter() - started) * 1000.0
-        return dict(zip(self.output_names, results))
+        return {name: r if r.dtype == np.float32 else r.astype(np.float32)
+                for name, r in zip(self.output_names, results)}
 
     def describe(self) -> dict[str, str]:
         facts = self._describe_common()

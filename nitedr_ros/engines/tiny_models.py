@@ -47,15 +47,16 @@ def _const(name: str, values: np.ndarray):
 
 def identity_model(path: str | os.PathLike[str], network: str = 'cleannet', *,
                    multiple_of: int | None = None) -> Path:
-    """Output ``i`` = input ``i`` (input 0 for extra outputs): cleannet/mspfn/rainmer, stereoirr, fusionnet."""
+    """Output ``i`` = input ``i`` (input 0 where there are fewer inputs), in the network's contract."""
     from onnx import helper
 
     spec = NETWORKS[network]
     nodes = []
     for index, out in enumerate(spec.outputs):
-        source = spec.inputs[min(index, len(spec.inputs) - 1)].name
+        source = spec.inputs[index if index < len(spec.inputs) else 0].name
         nodes.append(helper.make_node('Identity', [source], [out.name]))
-    graph = helper.make_graph(nodes, f'{network}_identity', [_tensor(t.name, t.channels) for t in spec.inputs],
+    graph = helper.make_graph(nodes, f'{network}_identity',
+                              [_tensor(t.name, t.channels) for t in spec.inputs],
                               [_tensor(t.name, t.channels) for t in spec.outputs])
     return _save(graph, path, network, multiple_of)
 
@@ -89,7 +90,8 @@ def blend_fusion_model(path: str | os.PathLike[str], weight: float = 0.5) -> Pat
     return _save(graph, path, 'fusionnet')
 
 
-def nonfinite_model(path: str | os.PathLike[str], value: float = float('nan'), network: str = 'cleannet') -> Path:
+def nonfinite_model(path: str | os.PathLike[str], value: float = float('nan'),
+                    network: str = 'cleannet') -> Path:
     """A derainer whose output has ``value`` (NaN or Inf) in its first row and column."""
     from onnx import helper
 

@@ -135,6 +135,7 @@ class DerainPipeline:
             if not np.isfinite(array).all():
                 raise FrameError(stream, f'{role} model output contains NaN or Inf')
             arrays.append(array)
+        clock.mark('post')
         return arrays
 
     def _plan(self, role: str, hw: tuple[int, int]) -> FitPlan:
@@ -155,16 +156,15 @@ class DerainPipeline:
         (derained,) = self._run('derain', {self._io['derain'][0][0]: fit(rgb, plan)}, ('derained_rgb',),
                                 clock, timings)
         derained_rgb = unfit(derained, plan)
-        np.clip(derained_rgb, 0.0, 1.0, out=derained_rgb)
         fused_rgb = None
         if fuse:
             assert infrared is not None
+            np.clip(derained_rgb, 0.0, 1.0, out=derained_rgb)  # the fusion model's input contract
             plan = self._plan('fusion', hw)
             visible_name, infrared_name = self._io['fusion'][0]
             feed = {visible_name: fit(derained_rgb, plan), infrared_name: fit(infrared[None], plan)}
             (fused,) = self._run('fusion', feed, ('fused',), clock, timings)
             fused_rgb = unfit(fused, plan)
-        clock.mark('pre')
         outputs = {'derained_rgb': from_rgb_chw(derained_rgb, rgb_frame)}
         if fused_rgb is not None:
             outputs['fused'] = from_rgb_chw(fused_rgb, rgb_frame)
@@ -185,7 +185,6 @@ class DerainPipeline:
         left_name, right_name = self._io['stereo'][0]
         left_out, right_out = self._run('stereo', {left_name: fit(left, plan), right_name: fit(right, plan)},
                                         ('derained_left', 'derained_right'), clock, timings)
-        clock.mark('pre')
         outputs = {'derained_left': from_rgb_chw(unfit(left_out, plan), left_frame),
                    'derained_right': from_rgb_chw(unfit(right_out, plan), right_frame)}
         clock.mark('post')
