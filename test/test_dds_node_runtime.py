@@ -140,3 +140,32 @@ def test_incompatible_qos_is_reported_to_the_core():
     finally:
         runtime.shutdown(flush=False, linger_s=0.0)
         camera.close()
+
+
+def test_run_command_options_become_parameters_and_ros_arguments(tmp_path, monkeypatch):
+    import argparse
+
+    from nitedr_ros.commands import run as run_command
+    from nitedr_ros.errors import ConfigError
+
+    parser = argparse.ArgumentParser()
+    run_command.add_arguments(parser)
+    args = parser.parse_args(['--mode', 'single', '--model', 'derain=/models/m.onnx', '--param', 'threads=2',
+                              '--param', 'qos_overrides./rgb/image.subscription.depth=3', '--use-sim-time',
+                              '--namespace', 'car', '--remap', 'rgb/image:=/cam', '--domain', '7'])
+    params, ros = run_command.load_parameters(args)
+    assert (params['mode'], params['models.derain'], params['threads']) == ('single', '/models/m.onnx', 2)
+    assert ros['use_sim_time'] is True and ros['qos_overrides./rgb/image.subscription.depth'] == 3
+    monkeypatch.setenv('ROS_DOMAIN_ID', '0')  # restored after the test
+    ros_args = run_command.ros_arguments(args)
+    assert ros_args[:2] == ['nitedr_node', '--ros-args']
+    for pair in (['-r', '__ns:=/car'], ['-p', 'models.derain:=/models/m.onnx'], ['-p', 'threads:=2'],
+                 ['-p', 'use_sim_time:=true'], ['-r', 'rgb/image:=/cam']):
+        assert any(ros_args[i:i + 2] == pair for i in range(len(ros_args))), pair
+    assert os.environ['ROS_DOMAIN_ID'] == '7'
+    bad = parser.parse_args(['--param', 'slop'])
+    with pytest.raises(ConfigError, match='NAME=VALUE'):
+        run_command.load_parameters(bad)
+    bad = parser.parse_args(['--param', 'sync.slop=-1.0'])
+    with pytest.raises(ConfigError, match=r'sync\.slop'):
+        run_command.load_parameters(bad)

@@ -79,6 +79,31 @@ def load_parameters(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str,
     return validate(given), ros
 
 
+def ros_arguments(args: argparse.Namespace) -> list[str]:
+    """The same options as ``--ros-args`` for the rclpy node (``ROS_DOMAIN_ID`` for ``--domain``)."""
+    import os
+
+    from ..paths import resolve_config
+
+    ros = ['nitedr_node', '--ros-args', '-r', f'__node:={args.node_name}']
+    if args.namespace not in ('', '/'):
+        ros += ['-r', f'__ns:=/{args.namespace.strip("/")}']
+    if args.params or args.mode:
+        ros += ['--params-file', str(resolve_config(args.params or f'{args.mode}.yaml'))]
+    settings = [f'mode:={args.mode}'] if args.mode else []
+    settings += [f'backend:={args.backend}'] if args.backend else []
+    settings += [f'models.{item.partition("=")[0]}:={item.partition("=")[2]}' for item in args.model]
+    settings += [item.replace('=', ':=', 1) for item in args.param]
+    settings += ['use_sim_time:=true'] if args.use_sim_time else []
+    for setting in settings:
+        ros += ['-p', setting]
+    for remap in args.remap:
+        ros += ['-r', remap]
+    if args.domain is not None:
+        os.environ['ROS_DOMAIN_ID'] = str(args.domain)
+    return ros
+
+
 def run(args: argparse.Namespace) -> int:
     import logging
 
@@ -89,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
             from ..transports import rclpy_node
         except ImportError as exc:
             raise ConfigError(f'--transport rclpy needs ROS 2 (rclpy): {exc}; use --transport dds') from None
-        return int(rclpy_node.main() or 0)
+        return int(rclpy_node.main(ros_arguments(args)) or 0)
 
     from ..transports.dds.node_runtime import DdsNodeRuntime, run_until
 
