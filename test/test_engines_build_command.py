@@ -28,6 +28,11 @@ class FakeToolkit:
         return object() if plan.startswith(b'PLAN:') else None
 
 
+class FakeCuda:
+    def set_device(self, index):
+        pass
+
+
 @pytest.fixture()
 def model(tmp_path):
     return tiny_models.identity_model(tmp_path / 'cleannet_tiny.onnx')
@@ -46,6 +51,7 @@ def test_build_engine_provisions_the_cache(capsys, tmp_path, model, monkeypatch)
     monkeypatch.setattr(tensorrt_engine, 'probe_cuda', lambda: CudaProbe(1, ''))
     monkeypatch.setattr(tensorrt_engine, 'device_identity', lambda index: DeviceIdentity('Fake GPU', (8, 7)))
     monkeypatch.setattr(tensorrt_toolkit, 'TensorRTToolkit', FakeToolkit)
+    monkeypatch.setattr(tensorrt_engine, 'cuda_runtime', FakeCuda)
     FakeToolkit.builds = 0
     argv = ['build-engine', '--model', str(model), '--cache-dir', str(tmp_path / 'cache'), '--json',
             '--precision', 'fp16', '--max-hw', '720,1280']
@@ -71,6 +77,7 @@ def test_build_engine_for_a_mode_uses_the_default_models(capsys, tmp_path, monke
     monkeypatch.setattr(tensorrt_engine, 'probe_cuda', lambda: CudaProbe(1, ''))
     monkeypatch.setattr(tensorrt_engine, 'device_identity', lambda index: DeviceIdentity('Fake GPU', (8, 7)))
     monkeypatch.setattr(tensorrt_toolkit, 'TensorRTToolkit', FakeToolkit)
+    monkeypatch.setattr(tensorrt_engine, 'cuda_runtime', FakeCuda)
     assert main(['build-engine', '--mode', 'nitedr', '--cache-dir', str(tmp_path / 'cache'), '--json']) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     by_role = {line['role']: line for line in lines}

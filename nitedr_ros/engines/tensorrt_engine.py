@@ -77,6 +77,7 @@ def prepare_engine(model_path: str | os.PathLike[str], settings: BuildSettings, 
                    probe: CudaProbe | None = None) -> PreparedEngine:
     """Load or build the engine for a model (the build-only / ``nitedr build-engine`` entry point)."""
     require_cuda_device(device_index, probe)
+    cuda_runtime().set_device(device_index)  # TensorRT works on the calling thread's current device
     from .tensorrt_toolkit import TensorRTToolkit  # imports tensorrt; safe now that a device exists
 
     toolkit = TensorRTToolkit(verbose=verbose)
@@ -147,6 +148,7 @@ class TensorRTEngine(InferenceEngine):
         engine = prepared.cached.engine
         self._trt_engine = engine
         self._cuda = cuda_runtime()
+        self._device_index = device_index
         self._cuda.set_device(device_index)
         self._context = engine.create_execution_context()
         if self._context is None:
@@ -174,6 +176,8 @@ class TensorRTEngine(InferenceEngine):
             raise BackendUnavailableError('TensorRT engine is closed')
         checked = check_inputs(inputs, self.input_names)
         ctx, cuda, stream = self._context, self._cuda, self._stream
+        if self._device_index:  # the current device is per thread; the caller may be a worker thread
+            cuda.set_device(self._device_index)
         for name, array in checked.items():
             if not ctx.set_input_shape(name, array.shape):
                 raise ConfigError(f'input {name} shape {array.shape} is outside the engine profile '
