@@ -233,7 +233,7 @@ class DdsNode:
         self.domain_id = domain_id
         self.qos_event_callback = qos_event_callback  # (topic, description) on incompatible QoS
         self.participant = DomainParticipant(domain_id)
-        self._topics: dict[str, Topic] = {}
+        self._topics: dict[str, tuple[Topic, str]] = {}
         self._subscriptions: list[RosSubscription] = []
         self._waitset = WaitSet(self.participant)
         self._wakeup = GuardCondition(self.participant)
@@ -248,9 +248,13 @@ class DdsNode:
 
     def dds_topic(self, ros_name: str, msgtype: str) -> Topic:
         dds_name = dds_topic_name(ros_name)
-        topic = self._topics.get(dds_name)
-        if topic is None:
-            topic = self._topics[dds_name] = Topic(self.participant, dds_name, self.idl.get(msgtype))
+        known = self._topics.get(dds_name)
+        if known is not None:
+            if known[1] != msgtype:
+                raise ConfigError(f'topic {ros_name} is already used with type {known[1]}, not {msgtype}')
+            return known[0]
+        topic = Topic(self.participant, dds_name, self.idl.get(msgtype))
+        self._topics[dds_name] = (topic, msgtype)
         return topic
 
     def create_publisher(self, name: str, msgtype: str, qos: QosProfile = RELIABLE) -> RosPublisher:
