@@ -1,4 +1,4 @@
-"""Each network's realtime configuration (and FusionNet's paper one) exports, matches torch, passes the
+"""Each network's realtime configuration (and the smaller paper ones) exports, matches torch, passes the
 TensorRT check; the ``nitedr export`` verb end to end."""
 
 from __future__ import annotations
@@ -49,6 +49,14 @@ def test_realtime_config_exports_with_parity_and_passes_tensorrt_check(tmp_path,
 
 def test_fusionnet_paper_config_exports(tmp_path):
     _export_and_check(tmp_path, 'fusionnet', 'paper')
+
+
+# ~15 s each on 2 cores; the cleannet and rainmer paper exports (~85 s each) are checked by
+# benchmarks/export_networks.py instead
+@pytest.mark.slow
+@pytest.mark.parametrize('network', ['mspfn', 'stereoirr'])
+def test_paper_config_exports(tmp_path, network):
+    _export_and_check(tmp_path, network, 'paper')
 
 
 def test_export_verb_random_then_checkpoint(tmp_path, monkeypatch, capsys):

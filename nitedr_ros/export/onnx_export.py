@@ -96,7 +96,7 @@ def export_network(model: torch.nn.Module, network: str, config: str, path: str 
         references = [_torch_outputs(module, spec, feed) for feed in feeds]
         order = EXPORTERS if exporter == 'auto' else (exporter,)
         failures: list[str] = []
-        chosen, parity_max, parity_failed = None, None, False
+        chosen, parity_max, parity_failed, ort_outputs = None, None, False, []
         for name in order:
             try:
                 proto = _run_exporter(name, module, spec, feeds[0], int(opset))
@@ -104,7 +104,7 @@ def export_network(model: torch.nn.Module, network: str, config: str, path: str 
                 _set_metadata(proto, spec, config, 'fp32', name, metadata)
                 onnx.save(proto, str(tmp))
                 if parity:
-                    parity_max = _check_fp32(tmp, spec, feeds, references, sizes, threads)
+                    parity_max, ort_outputs = _check_fp32(tmp, spec, feeds, references, sizes, threads)
             except parity_check.ParityError as exc:
                 failures.append(f'{name} exporter: {exc}')
                 parity_failed = True
@@ -130,7 +130,7 @@ def export_network(model: torch.nn.Module, network: str, config: str, path: str 
             _set_metadata(proto16, spec, config, 'fp16', chosen, None)
             onnx.save(proto16, str(tmp16))
             if parity:
-                fp16_max = _check_fp16(tmp, tmp16, spec, feeds, sizes, threads, fp16_tolerance)
+                fp16_max = _check_fp16(tmp16, spec, feeds, ort_outputs, sizes, threads, fp16_tolerance)
         os.replace(tmp, out)
         if tmp16 is not None:
             os.replace(tmp16, fp16_out)
@@ -290,9 +290,11 @@ def _set_metadata(proto: onnx.ModelProto, spec: NetworkSpec, config: str, precis
             proto.metadata_props.add(key=key, value=value)
 
 
-def _check_fp32(path: Path, spec: NetworkSpec, feeds, references, sizes, threads: int) -> float:
+def _check_fp32(path: Path, spec: NetworkSpec, feeds, references, sizes,
+                threads: int) -> tuple[float, list[dict[str, np.ndarray]]]:
+    """Worst |ORT - torch| over the sizes, and the ORT outputs (reference for the fp16 variant)."""
     session = parity_check.ort_session(path, threads)
-    worst = 0.0
+    worst, outputs = 0.0, []
     for feed, reference, (h, w) in zip(feeds, references, sizes):
         got = parity_check.run_session(session, feed)
         error = parity_check.max_abs_diff(got, reference, spec.output_names)
@@ -301,17 +303,18 @@ def _check_fp32(path: Path, spec: NetworkSpec, feeds, references, sizes, threads
                 f'ONNX Runtime differs from torch by {error:.3g} at {h}x{w} '
                 f'(allowed {parity_check.FP32_TOLERANCE:g})')
         worst = max(worst, error)
-    return worst
+        outputs.append(got)
+    return worst, outputs
 
 
-def _check_fp16(path32: Path, path16: Path, spec: NetworkSpec, feeds, sizes, threads: int,
+def _check_fp16(path16: Path, spec: NetworkSpec, feeds, fp32_outputs, sizes, threads: int,
                 tolerance: float) -> float:
-    session32 = parity_check.ort_session(path32, threads)
+    """Worst |fp16 ORT - fp32 ORT| over the sizes."""
     session16 = parity_check.ort_session(path16, threads)
     worst = 0.0
-    for feed, (h, w) in zip(feeds, sizes):
-        error = parity_check.max_abs_diff(parity_check.run_session(session16, feed),
-                                          parity_check.run_session(session32, feed), spec.output_names)
+    for feed, expected, (h, w) in zip(feeds, fp32_outputs, sizes):
+        error = parity_check.max_abs_diff(parity_check.run_session(session16, feed), expected,
+                                          spec.output_names)
         if error > tolerance:
             raise parity_check.ParityError(
                 f'fp16 variant differs from fp32 by {error:.3g} at {h}x{w} (allowed {tolerance:g})')
