@@ -262,3 +262,22 @@ def test_failed_parity_is_an_error_and_leaves_no_file(tmp_path):
     with pytest.raises(ParityError, match='differs from torch'):
         export_network(Noisy(), 'cleannet', 'realtime', tmp_path / 'n.onnx', trace_hw=(16, 16))
     assert not list(tmp_path.iterdir())
+
+
+def test_fixed_height_width_from_one_exporter_falls_back_to_the_next(tmp_path, monkeypatch):
+    from nitedr_ros.export import onnx_export
+
+    real = onnx_export._run_exporter
+
+    def fake(name, module, spec, feed, opset):
+        proto = real('legacy', module, spec, feed, opset)  # fast stand-in for both exporters
+        if name == 'legacy':  # as if the exporter had baked the trace size in
+            dim = proto.graph.input[0].type.tensor_type.shape.dim[2]
+            dim.dim_value = 16
+        return proto
+
+    monkeypatch.setattr(onnx_export, '_run_exporter', fake)
+    result = export_network(TinyDerain(), 'cleannet', 'realtime', tmp_path / 'f.onnx', trace_hw=(16, 16),
+                            fp16=False)
+    assert result.exporter == 'dynamo' and 'fixed' in result.fallback_reason
+    assert read_metadata(result.path)['nitedr.exporter'] == 'dynamo'

@@ -109,6 +109,9 @@ def export_network(model: torch.nn.Module, network: str, config: str, path: str 
                 failures.append(f'{name} exporter: {exc}')
                 parity_failed = True
                 continue
+            except ExportError as exc:  # a graph with wrong names or fixed H/W
+                failures.append(f'{name} exporter: {exc}')
+                continue
             except NitedrError:
                 raise
             except Exception as exc:  # noqa: BLE001 - exporters raise many types; the reason is kept
