@@ -185,3 +185,20 @@ def test_identity_init_starts_from_the_input(name):
     with torch.no_grad():
         if name != 'stereoirr':
             assert not torch.allclose(plain.predict({'rainy': x})['derained'], x, atol=1e-3)
+
+
+def test_configuration_specific_recipe():
+    assert recipe('fusionnet', config='realtime')['lr'] == 1e-3
+    assert recipe('fusionnet', config='paper')['lr'] == 1e-4
+    assert recipe('fusionnet', {'lr': 5e-4}, config='realtime')['lr'] == 5e-4
+
+
+def test_fusion_objective_anchors_the_refined_output(tmp_path):
+    batch = _batch('fusion', tmp_path)
+    torch.manual_seed(0)
+    objective = build_objective('fusionnet', build_network('fusionnet', 'realtime'), recipe('fusionnet'))
+    terms = objective(batch)
+    assert {'refined', 'refined_chroma', 'refine_fidelity', 'refine_smooth', 'fusion_gradient'} <= set(terms)
+    plain = build_objective('fusionnet', build_network('fusionnet', 'realtime'),
+                            recipe('fusionnet', {'refined_weight': 0, 'chroma_weight': 0}))
+    assert not {'refined', 'refined_chroma'} & set(plain(batch))

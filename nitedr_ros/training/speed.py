@@ -46,7 +46,7 @@ def time_network(network: str, config: str = 'realtime', batch: int = 4, patch: 
                  steps: int = 5) -> dict[str, Any]:
     """Median seconds per full training step of ``network`` (one warm-up step first)."""
     torch.manual_seed(0)
-    r = recipe(network)
+    r = recipe(network, config=config)
     objective = build_objective(network, build_network(network, config), r)
     objective.train()
     optimizer = torch.optim.AdamW(objective.parameter_groups(), lr=r['lr'])

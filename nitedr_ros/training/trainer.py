@@ -140,7 +140,7 @@ class Trainer:
         check_config(options.config)
         if options.steps < 1 or options.batch < 1 or options.patch < 8:
             raise ConfigError('steps and batch must be >= 1 and patch >= 8')
-        self.recipe = recipe(options.network, options.settings)
+        self.recipe = recipe(options.network, options.settings, options.config)
         self.rank, self.world, self.local_rank = _distributed()
         self.device = self._device()
         if options.threads:
