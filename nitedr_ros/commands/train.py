@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
         cleannet=args.cleannet, synthetic_style=args.synthetic_style, workers=args.workers,
         threads=args.threads, progress=not args.no_progress, force=args.force)
     result = train(options)
+    if int(os.environ.get('RANK', '0')) != 0:  # torchrun: rank 0 reports and exports
+        return 0
     best = 'n/a' if result.best_metric is None else f'{result.best_metric:.4f}'
     print(f'trained {args.network}/{args.config} to step {result.step} in {result.seconds / 60:.1f} min '
           f'({result.seconds_per_step:.3f} s/step); best {result.metric_name} {best}; '

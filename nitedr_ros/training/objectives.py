@@ -81,6 +81,7 @@ class Objective(nn.Module):
     """Base class; see the module docstring."""
 
     kind = 'derain'
+    ddp_find_unused_parameters = False  # every trainable parameter takes part in each step
 
     def __init__(self, network: nn.Module, settings: dict[str, Any]) -> None:
         super().__init__()

@@ -361,8 +361,8 @@ class Trainer:
         if self.device.type == 'cuda':
             torch.cuda.set_device(self.device)
         ids = [self.device.index] if self.device.type == 'cuda' else None
-        return torch.nn.parallel.DistributedDataParallel(objective, device_ids=ids,
-                                                         find_unused_parameters=True)
+        return torch.nn.parallel.DistributedDataParallel(
+            objective, device_ids=ids, find_unused_parameters=objective.ddp_find_unused_parameters)
 
     def _save(self, path: Path, objective: Objective, optimizer, scheduler, scaler, step: int,
               best: float | None, seconds: float, splits: dict[str, Split]) -> None:
