@@ -8,9 +8,9 @@ package_name = 'nitedr_ros'
 
 RUNTIME = ['numpy>=1.24', 'opencv-python-headless>=4.8', 'onnxruntime>=1.17', 'pyyaml>=6', 'tqdm>=4.60',
            'matplotlib>=3.7']
-TRAIN = ['torch>=2.3', 'onnx>=1.16', 'onnxscript>=0.2', 'onnxconverter-common>=1.14']
-BAG = ['rosbags>=0.10']
-DDS = ['cyclonedds>=0.10.5']
+TRAIN = ['torch>=2.3', 'onnx>=1.16', 'onnxscript>=0.2']
+BAG = ['rosbags>=0.11']
+DDS = ['cyclonedds==11.0.*']  # the raw-sample fast path uses its private _clayer API
 TENSORRT = ['tensorrt>=10.0', 'cuda-python>=12.0']
 DEV = ['pytest>=7', 'ruff>=0.5']
 
@@ -18,7 +18,7 @@ setup(
     name=package_name,
     version='0.1.0',
     packages=find_packages(exclude=['test', 'test.*']),
-    package_data={package_name: ['samples/*', 'samples/**/*', 'transports/dds/*.xml']},
+    package_data={package_name: ['samples/*', 'data/splits/*.json', 'transports/dds/*.xml']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
