@@ -12,6 +12,7 @@ so the node is ready by then. Other nitedr.launch.py arguments (topics, namespac
 
 import os
 
+from launch import LaunchDescription
 from launch.actions import (
     DeclareLaunchArgument,
     ExecuteProcess,
@@ -21,8 +22,6 @@ from launch.actions import (
 )
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
-
-from launch import LaunchDescription
 
 PACKAGE = 'nitedr_ros'
 PASS_THROUGH = [

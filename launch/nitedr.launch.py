@@ -10,11 +10,10 @@ subscribes ``<topic>/compressed``. Outputs: ``derained/rgb/image``, ``derained/l
 
 import os
 
+from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
-
-from launch import LaunchDescription
 
 PACKAGE = 'nitedr_ros'
 # node-relative input topic -> launch argument that remaps it
