@@ -21,6 +21,7 @@ pytest.importorskip('launch_ros')
 pytest.importorskip('sensor_msgs.msg')
 pytest.importorskip('diagnostic_msgs.msg')
 
+import launch
 import launch_testing.actions
 import launch_testing.asserts
 import rclpy
@@ -29,7 +30,6 @@ from launch.launch_description_sources import PythonLaunchDescriptionSource
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
-import launch
 from nitedr_ros.core.testing import make_image, pattern_image
 
 LAUNCH_FILE = os.path.join(
