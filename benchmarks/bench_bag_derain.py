@@ -18,22 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from nitedr_ros.machine import machine_info
+
 RESULTS = Path(__file__).resolve().parent / 'results'
-
-
-def machine_info() -> dict:
-    import onnxruntime
-
-    return {'python': sys.version.split()[0], 'platform': platform.platform(), 'cpus': os.cpu_count(),
-            'processor': platform.processor() or platform.machine(),
-            'load_average_1m': round(os.getloadavg()[0], 2), 'onnxruntime': onnxruntime.__version__}
 
 
 def run_case(name: str, bag: Path, out: Path, models: dict[str, str], threads: int) -> dict:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -96,13 +95,6 @@ def run_publisher(args: argparse.Namespace, warmup: int) -> int:
     return int(np.median(write_ms) * 1000)
 
 
-def machine_info() -> dict:
-    return {'python': sys.version.split()[0], 'platform': platform.platform(), 'cpus': os.cpu_count(),
-            'processor': platform.processor() or platform.machine(),
-            'load_average_1m': round(os.getloadavg()[0], 2),
-            'cyclonedds_uri': os.environ.get('CYCLONEDDS_URI', '')}
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--frames', type=int, default=300)
@@ -116,6 +108,7 @@ def main() -> int:
     parser.add_argument('--results', default=str(RESULTS))
     args = parser.parse_args()
 
+    from nitedr_ros.machine import machine_info
     from nitedr_ros.transports.dds.participant import select_dds_config
 
     select_dds_config()
@@ -147,7 +140,8 @@ def main() -> int:
         'latency_ms': {'median': float(np.median(latencies)), 'p90': float(np.percentile(latencies, 90)),
                        'p99': float(np.percentile(latencies, 99)), 'max': float(latencies.max()),
                        'min': float(latencies.min())} if latencies.size else {},
-        'publish_call_ms_median': write_us / 1000, 'machine': machine_info(),
+        'publish_call_ms_median': write_us / 1000,
+        'machine': machine_info({'cyclonedds_uri': os.environ.get('CYCLONEDDS_URI', '')}),
         'time': time.strftime('%Y-%m-%d %H:%M:%S'),
     }
     stem = f'dds_latency_{args.width}x{args.height}_{args.qos}'

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import threading
@@ -32,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 from nitedr_ros.core.clock import ManualClock  # noqa: E402
 from nitedr_ros.core.node_core import NodeCore  # noqa: E402
 from nitedr_ros.core.testing import PassthroughPipeline, make_image, pattern_image  # noqa: E402
+from nitedr_ros.machine import machine_info  # noqa: E402
 
 RESULTS = ROOT / 'benchmarks' / 'results'
 MS = 1_000_000
@@ -137,19 +136,6 @@ def run_variant(sets_count: int, copy_arrays: bool, thermal_offset_ms: int) -> d
     }
 
 
-def machine() -> dict[str, str]:
-    import numpy
-
-    return {
-        'python': platform.python_version(),
-        'numpy': numpy.__version__,
-        'platform': platform.platform(),
-        'processor': platform.processor() or platform.machine(),
-        'cpu_count': str(os.cpu_count()),
-        'time': time.strftime('%Y-%m-%d %H:%M:%S'),
-    }
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--sets', type=int, default=300, help='measured sets per variant')
@@ -159,7 +145,7 @@ def main(argv=None) -> int:
     report = {
         'benchmark': 'node overhead per 1280x720 four-stream set (inference excluded)',
         'target_ms': TARGET_MS,
-        'machine': machine(),
+        'machine': machine_info(),
         'results': results,
         'meets_target': {name: r['p50_ms'] < TARGET_MS for name, r in results.items()},
     }

@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
-import platform
 import random
 import statistics
 import sys
@@ -29,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from nitedr_ros.core.sync import Synchronizer  # noqa: E402
+from nitedr_ros.machine import machine_info  # noqa: E402
 
 MS = 1_000_000
 RESULTS = ROOT / 'benchmarks' / 'results'
@@ -138,16 +137,6 @@ def _summary(times):
     }
 
 
-def machine() -> dict[str, str]:
-    return {
-        'python': platform.python_version(),
-        'platform': platform.platform(),
-        'processor': platform.processor() or platform.machine(),
-        'cpu_count': str(os.cpu_count()),
-        'time': time.strftime('%Y-%m-%d %H:%M:%S'),
-    }
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--quick', action='store_true', help='fewer messages (smoke run)')
@@ -183,7 +172,7 @@ def main(argv=None) -> int:
         }
     report = {
         'benchmark': 'synchronizer, four inputs',
-        'machine': machine(),
+        'machine': machine_info(),
         'results': results,
         'note': 'reference = message_filters Python algorithm re-implemented with int stamps (no rclpy '
         'Time/Duration allocation), so the real one is slower',

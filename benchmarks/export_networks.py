@@ -10,25 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / 'results'
-
-
-def machine_info() -> dict[str, object]:
-    import onnx
-    import onnxruntime
-    import torch
-
-    return {'python': platform.python_version(), 'platform': platform.platform(),
-            'cpu_count': os.cpu_count(), 'torch': torch.__version__, 'torch_threads': torch.get_num_threads(),
-            'onnx': onnx.__version__, 'onnxruntime': onnxruntime.__version__,
-            'time': time.strftime('%Y-%m-%d %H:%M:%S')}
 
 
 def export_one(network: str, config: str, height: int, width: int, folder: Path) -> dict[str, object]:
@@ -85,6 +72,9 @@ def to_markdown(rows: list[dict[str, object]], info: dict[str, object]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    from nitedr_ros.machine import machine_info
     from nitedr_ros.modelspec import CONFIGS, NETWORKS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -94,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--width', type=int, default=64)
     parser.add_argument('--name', default='export_networks', help='results file stem')
     args = parser.parse_args(argv)
-    info = machine_info()
+    info = machine_info({'torch_threads': torch.get_num_threads()})
     rows = []
     with tempfile.TemporaryDirectory(prefix='nitedr-export-') as tmp:
         for network in args.network:

@@ -17,12 +17,10 @@ import datetime as _dt
 import json
 import logging
 import os
-import platform
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from importlib import metadata as _metadata
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +28,7 @@ import numpy as np
 
 from ..engines.base import BACKENDS, InferenceEngine
 from ..errors import ConfigError
+from ..machine import machine_info
 from ..modelspec import CONFIGS, NETWORKS, get_spec
 from ..paths import ensure_writable_output
 from ..pipeline.derain import DerainPipeline
@@ -70,47 +69,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='ONNX Runtime graph optimisation level (all)')
     parser.add_argument('--seed', type=int, default=0, help='seed of the random weights and frames (0)')
     parser.add_argument('--force', action='store_true', help='overwrite existing result files')
-
-
-def machine_info() -> dict[str, Any]:
-    """CPU model, cores, memory, load, OS, Python and library versions (without importing the libraries)."""
-    info: dict[str, Any] = {
-        'cpu_model': platform.processor() or platform.machine(),
-        'logical_cpus': os.cpu_count(),
-        'usable_cpus': len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count(),
-        'platform': platform.platform(),
-        'python': platform.python_version(),
-    }
-    with contextlib.suppress(OSError):
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'):
-                info['cpu_model'] = line.split(':', 1)[1].strip()
-                break
-    with contextlib.suppress(OSError):
-        for line in Path('/proc/meminfo').read_text().splitlines():
-            if line.startswith('MemTotal'):
-                info['memory_gb'] = round(int(line.split()[1]) / 2**20, 1)
-                break
-    with contextlib.suppress(OSError):
-        info['load_average'] = [round(v, 2) for v in os.getloadavg()]
-    versions = {}
-    for dist in ('numpy', 'opencv-python-headless', 'onnxruntime', 'onnxruntime-gpu', 'onnx', 'torch',
-                 'tensorrt', 'cuda-python'):
-        with contextlib.suppress(_metadata.PackageNotFoundError):
-            versions[dist] = _metadata.version(dist)
-    info['versions'] = versions
-    from ..engines.cuda import device_identity, probe_cuda
-
-    probe = probe_cuda()
-    info['cuda_devices'] = probe.count
-    if probe.count:
-        with contextlib.suppress(Exception):
-            device = device_identity(0)
-            info['gpu'] = {'name': device.name, 'memory_mb': device.total_memory_mb,
-                           'compute_capability': '.'.join(map(str, device.compute_capability))}
-    else:
-        info['cuda'] = probe.reason
-    return info
 
 
 def _say(args: argparse.Namespace, message: str) -> None:

@@ -96,6 +96,18 @@ def publish_checkpoint(checkpoint: str | os.PathLike[str], models_dir: str | os.
     return PublishResult(result.path, result.fp16_path, card_path, evaluation)
 
 
+def _hardware(machine: dict[str, Any]) -> str:
+    """One line on the training machine (checkpoints from before ``nitedr_ros.machine`` used other keys)."""
+    gpu = machine.get('gpu')
+    gpu_name = gpu.get('name') if isinstance(gpu, dict) else gpu
+    cpu = machine.get('cpu_model', machine.get('processor', '?'))
+    cpus = machine.get('logical_cpus', machine.get('cpu_count', '?'))
+    torch_version = machine.get('versions', {}).get('torch', machine.get('torch', '?'))
+    threads = machine.get('torch_threads', '?')
+    gpu_text = f', GPU {gpu_name}' if gpu_name else ''
+    return (f'{machine.get("device", "?")} ({cpu}, {cpus} CPUs, {threads} torch threads, '
+            f'torch {torch_version}{gpu_text})')
+
 def model_card(network: str, config: str, title: str, n_params: int, meta: dict[str, Any], export: Any,
                evaluation: dict[str, Any] | None, notes: str = '') -> str:
     """Markdown model card from checkpoint metadata, export result and evaluation summary."""
@@ -111,10 +123,7 @@ def model_card(network: str, config: str, title: str, n_params: int, meta: dict[
     m = {key: meta.get(key, '?') for key in ('layout', 'steps', 'total_steps', 'batch', 'patch', 'seed')}
     data = ', '.join(f'`{p}`' for p in meta.get('data', [])) or '?'
     held_out = ', '.join(f'{len(v)} images of `{Path(k).name}`' for k, v in val_names.items()) or 'none'
-    gpu = f', GPU {machine["gpu"]}' if machine.get('gpu') else ''
-    hardware = (f'{machine.get("device", "?")} ({machine.get("processor", "?")}, '
-                f'{machine.get("cpu_count", "?")} CPUs, {machine.get("torch_threads", "?")} torch threads, '
-                f'torch {machine.get("torch", "?")}{gpu})')
+    hardware = _hardware(machine)
     lines += ['', '## Training', '',
               f'- data: {data} (layout {m["layout"]})',
               f'- validation hold-out: {held_out}',

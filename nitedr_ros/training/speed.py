@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 import torch
 
+from ..machine import machine_info
 from ..networks import build_network
 from .objectives import RECIPES, build_objective, recipe
 
@@ -79,9 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
     rows = [time_network(n, args.config, args.batch, args.patch, args.steps) for n in args.networks]
-    result = {'rows': rows, 'threads': args.threads, 'torch': torch.__version__,
-              'machine': {'platform': platform.platform(), 'cpu_count': os.cpu_count(),
-                          'processor': platform.processor() or platform.machine()},
+    result = {'rows': rows, 'threads': args.threads, 'torch': torch.__version__, 'machine': machine_info(),
               'load_average_before': load_before, 'load_average_after': os.getloadavg()}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

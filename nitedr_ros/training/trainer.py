@@ -27,7 +27,6 @@ import json
 import logging
 import math
 import os
-import platform
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -42,6 +41,7 @@ from ..data.layouts import ImageSet, open_dataset
 from ..data.split import DEFAULT_VAL_FRACTION, Split, split_names
 from ..errors import ConfigError, OutputExistsError
 from ..evaluation.metrics import psnr, rgb_to_y
+from ..machine import machine_info
 from ..modelspec import check_config, get_spec
 from ..networks import build_network
 from ..networks.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
@@ -100,15 +100,14 @@ class TrainResult:
     last_losses: dict[str, float]
 
 
-def machine_info(device: torch.device) -> dict[str, Any]:
-    """Hardware and software the run used (for logs and model cards)."""
-    info: dict[str, Any] = {
-        'platform': platform.platform(), 'processor': platform.processor() or platform.machine(),
-        'cpu_count': os.cpu_count(), 'torch_threads': torch.get_num_threads(), 'torch': torch.__version__,
-        'python': platform.python_version(), 'device': str(device)}
+def device_machine_info(device: torch.device) -> dict[str, Any]:
+    """The machine record (:func:`nitedr_ros.machine.machine_info`) plus the torch device and threads used."""
+    extra: dict[str, Any] = {'device': str(device), 'torch_threads': torch.get_num_threads()}
     if device.type == 'cuda':
-        info['gpu'] = torch.cuda.get_device_name(device)
-    return info
+        props = torch.cuda.get_device_properties(device)
+        extra['gpu'] = {'name': props.name, 'memory_mb': props.total_memory >> 20,
+                        'compute_capability': f'{props.major}.{props.minor}'}
+    return machine_info(extra, cuda=False)
 
 
 def _distributed() -> tuple[int, int, int]:
@@ -250,7 +249,7 @@ class Trainer:
         validation = _Validation(self, val_sets, objective) if self.rank == 0 and val_sets else None
         if self.rank == 0:
             self._write_json('options.json', asdict(o) | {'recipe': self.recipe, 'world_size': self.world,
-                                                         'machine': machine_info(self.device)})
+                                                         'machine': device_machine_info(self.device)})
             if splits:
                 self._write_json('split.json', {k: asdict(v) for k, v in splits.items()})
         log_writer = _CsvLog(self.out / 'log.csv', truncate_after=start) if self.rank == 0 else None
@@ -326,7 +325,7 @@ class Trainer:
                              train_time / steps_run, last_losses)
         if self.rank == 0:
             self._plot()
-            self._write_json('summary.json', asdict(result) | {'machine': machine_info(self.device)})
+            self._write_json('summary.json', asdict(result) | {'machine': device_machine_info(self.device)})
         if self.world > 1:
             torch.distributed.destroy_process_group()
         return result
@@ -381,7 +380,7 @@ class Trainer:
             'data': [str(Path(p).resolve()) for p in o.data], 'layout': o.layout, 'steps': step,
             'total_steps': o.steps, 'batch': o.batch * self.world, 'patch': o.patch, 'seed': o.seed,
             'recipe': json.dumps(self.recipe), 'best_' + self.metric_name: best, 'train_seconds': seconds,
-            'machine': json.dumps(machine_info(self.device)),
+            'machine': json.dumps(device_machine_info(self.device)),
             'val_names': json.dumps({k: v.val for k, v in splits.items()}),
             'cleannet': o.cleannet or '',
         }
