@@ -17,10 +17,11 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from nitedr_ros.fileio import write_text_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -130,9 +131,7 @@ def main() -> int:
     if not results:
         print('no benchmark case succeeded', file=sys.stderr)
         return 1
-    tmp = summary_path.with_name(f'.{summary_path.name}.{os.getpid()}.tmp')
-    tmp.write_text(summary(results, args))
-    os.replace(tmp, summary_path)
+    write_text_atomic(summary_path, summary(results, args))
     print(f'wrote {summary_path}')
     return 0
 

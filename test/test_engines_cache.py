@@ -1,9 +1,8 @@
-"""TensorRT engine cache without a GPU: key, lock, atomic writes, rebuild decisions (fake toolkit)."""
+"""TensorRT engine cache without a GPU: key, lock, rebuild decisions (fake toolkit)."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -18,7 +17,6 @@ from nitedr_ros.engines.engine_cache import (
     BuildOutput,
     BuildSettings,
     EngineCache,
-    atomic_write_bytes,
     file_lock,
     read_sidecar,
     stale_reason,
@@ -245,28 +243,6 @@ def test_stale_reason_decisions(tmp_path, onnx_file):
     assert 'size differs' in stale_reason(path, {'key': key.to_dict(), 'engine_bytes': 6}, key)
     other = dict(key.to_dict(), precision='fp32')
     assert stale_reason(path, {'key': other}, key) == 'cache key differs (precision)'
-
-
-def test_atomic_write_replaces_whole_file_and_leaves_no_temporaries(tmp_path):
-    target = tmp_path / 'sub' / 'file.bin'
-    atomic_write_bytes(target, b'first')
-    atomic_write_bytes(target, b'second')
-    assert target.read_bytes() == b'second'
-    assert sorted(p.name for p in target.parent.iterdir()) == ['file.bin']
-
-
-def test_atomic_write_failure_keeps_the_old_file(tmp_path, monkeypatch):
-    target = tmp_path / 'file.bin'
-    atomic_write_bytes(target, b'old')
-
-    def broken_replace(src, dst):
-        raise OSError(28, 'No space left on device')
-
-    monkeypatch.setattr(os, 'replace', broken_replace)
-    with pytest.raises(OSError):
-        atomic_write_bytes(target, b'new')
-    assert target.read_bytes() == b'old'
-    assert [p.name for p in tmp_path.iterdir()] == ['file.bin']
 
 
 def test_lock_excludes_and_times_out(tmp_path):

@@ -16,7 +16,6 @@ import contextlib
 import datetime as _dt
 import json
 import logging
-import os
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ import numpy as np
 
 from ..engines.base import BACKENDS, InferenceEngine
 from ..errors import ConfigError
+from ..fileio import atomic_output, write_text_atomic
 from ..machine import machine_info
 from ..modelspec import CONFIGS, NETWORKS, get_spec
 from ..paths import ensure_writable_output
@@ -209,20 +209,11 @@ def write_histogram(path: Path, results: dict[str, dict[str, Any]], title: str) 
         axis.legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    tmp = path.with_name(f'.{path.stem}.{os.getpid()}.tmp.png')
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, dpi=110)
     finally:
         plt.close(fig)
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    tmp.write_text(json.dumps(data, indent=2) + '\n')
-    os.replace(tmp, path)
 
 
 @contextlib.contextmanager
@@ -333,7 +324,7 @@ def run(args: argparse.Namespace) -> int:
     result['duration_s'] = round(time.time() - started, 1)
     if json_path is not None and png_path is not None:
         result['files'] = {'json': str(json_path), 'histogram': str(png_path)}
-        _write_json(json_path, result)
+        write_text_atomic(json_path, json.dumps(result, indent=2) + '\n')
         write_histogram(png_path, summaries, f'{args.network}/{args.config} {args.height}x{args.width} '
                                              f'({result["machine"]["cpu_model"]})')
     if args.json:

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from ..errors import ConfigError
+from ..fileio import write_bytes_atomic
 
 IMAGE_SUFFIXES: tuple[str, ...] = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 
@@ -82,7 +83,6 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 def write_rgb(path: str | os.PathLike[str], image: np.ndarray) -> Path:
     """Write an RGB (or grey) image atomically (temporary name + rename); float input is taken as [0, 1]."""
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
     data = to_uint8(image)
     if data.ndim == 3 and data.shape[2] == 3:
         data = cv2.cvtColor(data, cv2.COLOR_RGB2BGR)
@@ -91,7 +91,4 @@ def write_rgb(path: str | os.PathLike[str], image: np.ndarray) -> Path:
     ok, encoded = cv2.imencode(out.suffix or '.png', data)
     if not ok:
         raise DatasetError(f'cannot encode image for {out}')
-    tmp = out.with_name(out.name + '.tmp')
-    tmp.write_bytes(encoded.tobytes())
-    os.replace(tmp, out)
-    return out
+    return write_bytes_atomic(out, encoded.tobytes())

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..fileio import write_text_atomic
 from .imageio import DatasetError
 from .layouts import ImageSet
 
@@ -39,12 +40,7 @@ class Split:
 
     def write(self, path: str | os.PathLike[str]) -> Path:
         """Record the split as JSON (temporary name + rename)."""
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + '.tmp')
-        tmp.write_text(self.to_json() + '\n')
-        os.replace(tmp, out)
-        return out
+        return write_text_atomic(path, self.to_json() + '\n')
 
 
 def split_names(names: Sequence[str], val_fraction: float = DEFAULT_VAL_FRACTION,

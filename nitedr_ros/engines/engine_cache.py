@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import BackendUnavailableError, ConfigError
+from ..fileio import write_bytes_atomic
 from .cuda import DeviceIdentity
 
 LOG = logging.getLogger('nitedr_ros.engines')
@@ -150,22 +151,6 @@ def onnx_sha256(path: Path) -> str:
                 while chunk := handle.read(_HASH_CHUNK):
                     digest.update(chunk)
     return digest.hexdigest()
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a unique temporary name in the same folder, fsync, then ``os.replace`` into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp')
-    try:
-        with open(tmp, 'wb') as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
 
 
 @contextlib.contextmanager
@@ -344,11 +329,12 @@ class EngineCache:
             'engine_sha256': hashlib.sha256(plan).hexdigest(),
             'reason': reason,
         }
-        atomic_write_bytes(engine_path, plan)
-        atomic_write_bytes(sidecar_path, (json.dumps(sidecar, indent=2, sort_keys=True) + '\n').encode())
+        write_bytes_atomic(engine_path, plan, fsync=True)
+        write_bytes_atomic(sidecar_path, (json.dumps(sidecar, indent=2, sort_keys=True) + '\n').encode(),
+                           fsync=True)
         if output.timing_cache:
             try:
-                atomic_write_bytes(timing_path, bytes(output.timing_cache))
+                write_bytes_atomic(timing_path, bytes(output.timing_cache), fsync=True)
             except OSError as exc:  # a lost timing cache only slows the next build
                 self.log.warning('could not save the timing cache %s: %s', timing_path, exc)
         engine = self.toolkit.deserialize(plan)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,6 +37,7 @@ from ..data.layouts import ImageSet, open_dataset
 from ..data.rain_renderer import NightRainRenderer, road_disparity
 from ..data.split import read_split
 from ..errors import ConfigError, OutputExistsError
+from ..fileio import write_text_atomic
 from . import metrics as M
 
 DERAIN_KEYS = ('psnr_y', 'ssim_y', 'psnr_rgb', 'ssim_rgb')
@@ -190,8 +190,8 @@ def evaluate(options: EvalOptions) -> dict[str, Any]:
         if fusion is not None:
             fusion.close()
     out.mkdir(parents=True, exist_ok=True)
-    _write_text(out / 'metrics.json', json.dumps(summary, indent=1, default=_json_default) + '\n')
-    _write_text(out / 'metrics.md', markdown_report(summary))
+    write_text_atomic(out / 'metrics.json', json.dumps(summary, indent=1, default=_json_default) + '\n')
+    write_text_atomic(out / 'metrics.md', markdown_report(summary))
     return summary
 
 
@@ -203,12 +203,6 @@ def _json_default(value: Any) -> Any:
 
 def _safe(name: str) -> str:
     return name.replace('/', '_').replace('\\', '_')
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + '.tmp')
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 FMI_NAMES = ('FMI_pixel', 'FMI_dct', 'FMI_w')

@@ -26,6 +26,7 @@ import onnx
 import torch
 
 from ..errors import ConfigError, NitedrError
+from ..fileio import atomic_output
 from ..modelspec import NetworkSpec, check_config, get_spec
 from ..paths import ensure_writable_output
 from . import parity as parity_check
@@ -88,62 +89,59 @@ def export_network(model: torch.nn.Module, network: str, config: str, path: str 
     threads = threads or torch.get_num_threads()
 
     module, restore = _prepare(model)
-    tmp = out.with_name(f'.{out.name}.{os.getpid()}.tmp')
-    tmp16 = fp16_out.with_name(f'.{fp16_out.name}.{os.getpid()}.tmp') if fp16_out else None
     try:
-        sizes = parity_check.parity_sizes((height, width), spec.multiple_of)
-        feeds = [parity_check.random_inputs(spec, h, w, seed=i) for i, (h, w) in enumerate(sizes)]
-        references = [_torch_outputs(module, spec, feed) for feed in feeds]
-        order = EXPORTERS if exporter == 'auto' else (exporter,)
-        failures: list[str] = []
-        chosen, parity_max, parity_failed, ort_outputs = None, None, False, []
-        for name in order:
-            try:
-                proto = _run_exporter(name, module, spec, feeds[0], int(opset))
-                _name_dynamic_axes(proto, spec)
-                _set_metadata(proto, spec, config, 'fp32', name, metadata)
+        # Both files appear together, and only once every check passed; a failure leaves neither.
+        with contextlib.ExitStack() as outputs:
+            tmp = outputs.enter_context(atomic_output(out))
+            tmp16 = outputs.enter_context(atomic_output(fp16_out)) if fp16_out is not None else None
+            sizes = parity_check.parity_sizes((height, width), spec.multiple_of)
+            feeds = [parity_check.random_inputs(spec, h, w, seed=i) for i, (h, w) in enumerate(sizes)]
+            references = [_torch_outputs(module, spec, feed) for feed in feeds]
+            order = EXPORTERS if exporter == 'auto' else (exporter,)
+            failures: list[str] = []
+            chosen, parity_max, parity_failed, ort_outputs = None, None, False, []
+            for name in order:
+                try:
+                    proto = _run_exporter(name, module, spec, feeds[0], int(opset))
+                    _name_dynamic_axes(proto, spec)
+                    _set_metadata(proto, spec, config, 'fp32', name, metadata)
+                    onnx.save(proto, str(tmp))
+                    if parity:
+                        parity_max, ort_outputs = _check_fp32(tmp, spec, feeds, references, sizes, threads)
+                except parity_check.ParityError as exc:
+                    failures.append(f'{name} exporter: {exc}')
+                    parity_failed = True
+                    continue
+                except ExportError as exc:  # a graph with wrong names or fixed H/W
+                    failures.append(f'{name} exporter: {exc}')
+                    continue
+                except NitedrError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - exporters raise many types; the reason is kept
+                    failures.append(f'{name} exporter: {_first_line(exc)}')
+                    continue
+                chosen = name
+                break
+            if chosen is None:
+                error = parity_check.ParityError if parity_failed else ExportError
+                raise error(f'{network}/{config}: no exporter passed; ' + '; '.join(failures))
+            fallback_reason = failures[0] if failures else None
+            if fallback_reason:
+                proto.metadata_props.add(key='nitedr.legacy_failure', value=fallback_reason[:500])
                 onnx.save(proto, str(tmp))
-                if parity:
-                    parity_max, ort_outputs = _check_fp32(tmp, spec, feeds, references, sizes, threads)
-            except parity_check.ParityError as exc:
-                failures.append(f'{name} exporter: {exc}')
-                parity_failed = True
-                continue
-            except ExportError as exc:  # a graph with wrong names or fixed H/W
-                failures.append(f'{name} exporter: {exc}')
-                continue
-            except NitedrError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - exporters raise many types; the reason is kept
-                failures.append(f'{name} exporter: {_first_line(exc)}')
-                continue
-            chosen = name
-            break
-        if chosen is None:
-            error = parity_check.ParityError if parity_failed else ExportError
-            raise error(f'{network}/{config}: no exporter passed; ' + '; '.join(failures))
-        fallback_reason = failures[0] if failures else None
-        if fallback_reason:
-            proto.metadata_props.add(key='nitedr.legacy_failure', value=fallback_reason[:500])
-            onnx.save(proto, str(tmp))
 
-        fp16_max = None
-        if fp16_out is not None:
-            proto16 = convert_to_fp16(proto)
-            _set_metadata(proto16, spec, config, 'fp16', chosen, None)
-            onnx.save(proto16, str(tmp16))
-            if parity:
-                fp16_max = _check_fp16(tmp16, spec, feeds, ort_outputs, sizes, threads, fp16_tolerance)
-        os.replace(tmp, out)
-        if tmp16 is not None:
-            os.replace(tmp16, fp16_out)
-        return ExportResult(out, fp16_out, chosen, int(opset), parity_max, fp16_max, tuple(sizes),
-                            fallback_reason)
+            fp16_max = None
+            if fp16_out is not None:
+                proto16 = convert_to_fp16(proto)
+                _set_metadata(proto16, spec, config, 'fp16', chosen, None)
+                onnx.save(proto16, str(tmp16))
+                if parity:
+                    fp16_max = _check_fp16(tmp16, spec, feeds, ort_outputs, sizes, threads, fp16_tolerance)
+            result = ExportResult(out, fp16_out, chosen, int(opset), parity_max, fp16_max, tuple(sizes),
+                                  fallback_reason)
+        return result
     finally:
         restore()
-        for leftover in (tmp, tmp16):
-            if leftover is not None and leftover.exists():
-                leftover.unlink()
 
 
 def _check_trace_hw(trace_hw: tuple[int, int], spec: NetworkSpec) -> tuple[int, int]:

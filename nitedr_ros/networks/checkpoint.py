@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError
+from ..fileio import atomic_output
 from . import build_network
 
 FORMAT_VERSION = 1
@@ -19,7 +20,6 @@ def save_checkpoint(path: str | os.PathLike[str], model: torch.nn.Module, networ
                     extra: dict[str, Any] | None = None) -> Path:
     """Write a checkpoint atomically (temporary name, then rename)."""
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         'format': FORMAT_VERSION,
         'network': network,
@@ -29,9 +29,8 @@ def save_checkpoint(path: str | os.PathLike[str], model: torch.nn.Module, networ
         'meta': dict(meta or {}),
     }
     payload.update(extra or {})
-    tmp = out.with_name(out.name + '.tmp')
-    torch.save(payload, tmp)
-    os.replace(tmp, out)
+    with atomic_output(out) as tmp:
+        torch.save(payload, tmp)
     return out
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, OutputExistsError
+from ..fileio import write_text_atomic
 from ..modelspec import default_model_filename, get_spec
 
 
@@ -89,10 +90,7 @@ def publish_checkpoint(checkpoint: str | os.PathLike[str], models_dir: str | os.
             skip_fmi=skip_fmi, backend='onnxruntime-cpu'))
     n_params = sum(p.numel() for p in model.parameters())
     card = model_card(network, config, spec.title, n_params, meta, result, evaluation, notes)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = card_path.with_name(card_path.name + '.tmp')
-    tmp.write_text(card)
-    os.replace(tmp, card_path)
+    write_text_atomic(card_path, card)
     return PublishResult(result.path, result.fp16_path, card_path, evaluation)
 
 

@@ -41,6 +41,7 @@ from ..data.layouts import ImageSet, open_dataset
 from ..data.split import DEFAULT_VAL_FRACTION, Split, split_names
 from ..errors import ConfigError, OutputExistsError
 from ..evaluation.metrics import psnr, rgb_to_y
+from ..fileio import atomic_output, write_text_atomic
 from ..machine import machine_info
 from ..modelspec import check_config, get_spec
 from ..networks import build_network
@@ -210,10 +211,7 @@ class Trainer:
                 (self.out / name).unlink(missing_ok=True)
 
     def _write_json(self, name: str, payload: Any) -> None:
-        path = self.out / name
-        tmp = path.with_name(path.name + '.tmp')
-        tmp.write_text(json.dumps(payload, indent=1, default=str) + '\n')
-        os.replace(tmp, path)
+        write_text_atomic(self.out / name, json.dumps(payload, indent=1, default=str) + '\n')
 
     # ------------------------------------------------------------ main loop
     def run(self) -> TrainResult:
@@ -431,12 +429,10 @@ class _CsvLog:
                 self._rewrite(kept)
 
     def _rewrite(self, rows: list[dict[str, Any]]) -> None:
-        tmp = self.path.with_name(self.path.name + '.tmp')
-        with tmp.open('w', newline='') as f:
+        with atomic_output(self.path) as tmp, tmp.open('w', newline='') as f:
             writer = csv.DictWriter(f, fieldnames=self.fields)
             writer.writeheader()
             writer.writerows(rows)
-        os.replace(tmp, self.path)
 
     def write(self, row: dict[str, Any]) -> None:
         if self.fields is None:
@@ -486,10 +482,11 @@ def plot_curves(log_csv: Path, val_csv: Path, out_png: Path, metric_name: str = 
     axes[1].set_xlabel('step')
     axes[1].set_title('validation')
     fig.tight_layout()
-    tmp = out_png.with_name(out_png.stem + '.tmp.png')
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    os.replace(tmp, out_png)
+    try:
+        with atomic_output(out_png) as tmp:
+            fig.savefig(tmp, dpi=90)
+    finally:
+        plt.close(fig)
     return out_png
 
 
