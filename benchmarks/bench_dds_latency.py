@@ -109,6 +109,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from nitedr_ros.machine import machine_info
+    from nitedr_ros.pipeline.timing import percentile_summary
     from nitedr_ros.transports.dds.participant import select_dds_config
 
     select_dds_config()
@@ -137,9 +138,8 @@ def main() -> int:
         'benchmark': 'dds_latency', 'width': args.width, 'height': args.height, 'encoding': 'rgb8',
         'payload_bytes': args.width * args.height * 3 + 48, 'rate_hz': args.rate, 'qos': args.qos,
         'sent': sent, 'received': len(received['latencies_ms']), 'warmup_excluded': warmup,
-        'latency_ms': {'median': float(np.median(latencies)), 'p90': float(np.percentile(latencies, 90)),
-                       'p99': float(np.percentile(latencies, 99)), 'max': float(latencies.max()),
-                       'min': float(latencies.min())} if latencies.size else {},
+        'latency_ms': {**percentile_summary(latencies, (50, 90, 99)), 'min': float(latencies.min())}
+        if latencies.size else {},
         'publish_call_ms_median': write_us / 1000,
         'machine': machine_info({'cyclonedds_uri': os.environ.get('CYCLONEDDS_URI', '')}),
         'time': time.strftime('%Y-%m-%d %H:%M:%S'),
@@ -150,7 +150,7 @@ def main() -> int:
     markdown = (f'# DDS latency, {args.width}x{args.height} rgb8 at {args.rate:g} Hz, {args.qos}\n\n'
                 f'| sent | received | median ms | p90 ms | p99 ms | max ms | publish call ms |\n'
                 f'|---|---|---|---|---|---|---|\n'
-                f'| {sent} | {result["received"]} | {lat.get("median", float("nan")):.2f} | '
+                f'| {sent} | {result["received"]} | {lat.get("p50", float("nan")):.2f} | '
                 f'{lat.get("p90", float("nan")):.2f} | {lat.get("p99", float("nan")):.2f} | '
                 f'{lat.get("max", float("nan")):.2f} | {write_us / 1000:.2f} |\n\n'
                 f'Machine: {result["machine"]}\n')

@@ -31,6 +31,7 @@ from nitedr_ros.core.clock import ManualClock  # noqa: E402
 from nitedr_ros.core.node_core import NodeCore  # noqa: E402
 from nitedr_ros.core.testing import PassthroughPipeline, make_image, pattern_image  # noqa: E402
 from nitedr_ros.machine import machine_info  # noqa: E402
+from nitedr_ros.pipeline.timing import percentile_summary  # noqa: E402
 
 RESULTS = ROOT / 'benchmarks' / 'results'
 MS = 1_000_000
@@ -121,16 +122,12 @@ def run_variant(sets_count: int, copy_arrays: bool, thermal_offset_ms: int) -> d
                 per_set.append(elapsed)
     finally:
         core.stop()
-    ms = sorted(t * 1000.0 for t in per_set)
+    latency = percentile_summary([t * 1000.0 for t in per_set])
     diag_ms = statistics.fmean(diagnostics) * 1000.0 if diagnostics else 0.0
-    mean = statistics.fmean(ms) + diag_ms / 30.0
     return {
-        'sets': len(ms),
-        'mean_ms': mean,
-        'p50_ms': ms[len(ms) // 2],
-        'p95_ms': ms[int(len(ms) * 0.95)],
-        'p99_ms': ms[min(len(ms) - 1, int(len(ms) * 0.99))],
-        'max_ms': ms[-1],
+        'sets': latency['count'],
+        'mean_ms': latency['mean'] + diag_ms / 30.0,
+        **{f'{key}_ms': latency[key] for key in ('p50', 'p95', 'p99', 'max')},
         'diagnostics_publish_ms': diag_ms,
         'drops': core.stats.drops_total(),
     }

@@ -17,7 +17,6 @@ import argparse
 import itertools
 import json
 import random
-import statistics
 import sys
 import threading
 import time
@@ -28,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from nitedr_ros.core.sync import Synchronizer  # noqa: E402
 from nitedr_ros.machine import machine_info  # noqa: E402
+from nitedr_ros.pipeline.timing import percentile_summary  # noqa: E402
 
 MS = 1_000_000
 RESULTS = ROOT / 'benchmarks' / 'results'
@@ -127,14 +127,9 @@ def _time_reference(fill, measured, queue, slop_ns, limit_s):
 
 
 def _summary(times):
-    ms = sorted(t * 1000.0 for t in times)
-    return {
-        'messages': len(ms),
-        'mean_ms': statistics.fmean(ms),
-        'p50_ms': ms[len(ms) // 2],
-        'p99_ms': ms[min(len(ms) - 1, int(len(ms) * 0.99))],
-        'max_ms': ms[-1],
-    }
+    latency = percentile_summary([t * 1000.0 for t in times], (50, 99))
+    ms = {f'{key}_ms': latency[key] for key in ('mean', 'p50', 'p99', 'max')}
+    return {'messages': latency['count'], **ms}
 
 
 def main(argv=None) -> int:

@@ -22,6 +22,7 @@ from nitedr_ros.pipeline import (
 )
 from nitedr_ros.pipeline.frames import from_rgb_chw, to_rgb_chw
 from nitedr_ros.pipeline.geometry import fit, plan_fit, unfit
+from nitedr_ros.pipeline.timing import percentile_summary
 
 RNG = np.random.default_rng(7)
 
@@ -212,6 +213,15 @@ def test_latency_window_percentiles():
     np.testing.assert_array_equal(window.values(), np.arange(101, 201))
     with pytest.raises(ValueError):
         LatencyWindow(0)
+
+
+def test_percentile_summary_names_each_percentile_and_summarises_nothing_to_zeros():
+    values = [4.0, 1.0, 3.0, 2.0]
+    summary = percentile_summary(values, (50, 90, 99.9))
+    assert list(summary) == ['p50', 'p90', 'p99.9', 'max', 'mean', 'count']
+    assert summary['p50'] == 2.5 and summary['p90'] == pytest.approx(np.percentile(values, 90))
+    assert summary['max'] == 4.0 and summary['mean'] == 2.5 and summary['count'] == 4
+    assert percentile_summary([]) == {'p50': 0.0, 'p95': 0.0, 'p99': 0.0, 'max': 0.0, 'mean': 0.0, 'count': 0}
 
 
 def test_thermal_fixed_and_automatic_ranges():

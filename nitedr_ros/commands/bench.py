@@ -33,7 +33,7 @@ from ..modelspec import CONFIGS, NETWORKS, get_spec
 from ..paths import ensure_writable_output
 from ..pipeline.derain import DerainPipeline
 from ..pipeline.frames import ImageFrame
-from ..pipeline.timing import STAGES, LatencyWindow, StageTimings
+from ..pipeline.timing import STAGES, StageTimings, percentile_summary
 
 HELP = 'benchmark a network on a backend: per-stage latency p50/p95/p99, fps, optional torch comparison'
 LOG = logging.getLogger('nitedr_ros.bench')
@@ -174,10 +174,7 @@ def summarize(timings: list[StageTimings]) -> dict[str, Any]:
     """Per-stage p50/p95/p99/max/mean, fps (1000 / mean total ms) and the raw samples."""
     stages = {}
     for stage in STAGES:
-        window = LatencyWindow(max(1, len(timings)))
-        for t in timings:
-            window.add(getattr(t, stage))
-        summary = window.summary()
+        summary = percentile_summary([getattr(t, stage) for t in timings])
         stages[stage] = {k: round(v, 3) if isinstance(v, float) else v for k, v in summary.items()}
     mean_total = stages['total_ms']['mean']
     return {'stages': stages, 'fps': round(1000.0 / mean_total, 3) if mean_total > 0 else 0.0,

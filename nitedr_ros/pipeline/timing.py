@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -29,11 +30,23 @@ class StageTimings:
         return data
 
 
+def percentile_summary(values: Sequence[float] | np.ndarray,
+                       percentiles: Sequence[float] = (50, 95, 99)) -> dict[str, float]:
+    """``p<q>`` for each percentile ``q`` (linear interpolation, numpy's default), ``max``, ``mean`` and
+    ``count`` of ``values`` (ms). No samples summarise to zeros with ``count`` 0."""
+    array = np.asarray(values, np.float64).ravel()
+    keys = [f'p{q:g}' for q in percentiles]
+    if array.size == 0:
+        return {**dict.fromkeys(keys, 0.0), 'max': 0.0, 'mean': 0.0, 'count': 0}
+    summary = {key: float(value) for key, value in zip(keys, np.percentile(array, percentiles), strict=True)}
+    summary.update(max=float(array.max()), mean=float(array.mean()), count=int(array.size))
+    return summary
+
+
 class LatencyWindow:
     """The last ``size`` samples in a ring buffer; O(1) ``add``, percentiles on demand.
 
-    Percentiles use linear interpolation between samples (numpy's default). An empty window summarises
-    to zeros with ``count`` 0.
+    :meth:`summary` is :func:`percentile_summary` of the samples in the window.
     """
 
     def __init__(self, size: int = 100) -> None:
@@ -66,9 +79,4 @@ class LatencyWindow:
 
     def summary(self) -> dict[str, float]:
         """``p50``, ``p95``, ``p99``, ``max``, ``mean`` (ms) and ``count`` of the samples in the window."""
-        if self._count == 0:
-            return {'p50': 0.0, 'p95': 0.0, 'p99': 0.0, 'max': 0.0, 'mean': 0.0, 'count': 0}
-        window = self._values[:self._count]
-        p50, p95, p99 = np.percentile(window, (50.0, 95.0, 99.0))
-        return {'p50': float(p50), 'p95': float(p95), 'p99': float(p99), 'max': float(window.max()),
-                'mean': float(window.mean()), 'count': self._count}
+        return percentile_summary(self._values[:self._count])

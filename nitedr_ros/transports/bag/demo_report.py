@@ -21,6 +21,8 @@ import numpy as np
 
 from ...core.images import message_to_frame
 from ...core.topics import MODE_OUTPUTS, MODE_STREAMS, OUTPUT_SOURCE, OUTPUT_TOPICS, STREAM_TOPICS
+from ...pipeline.timing import percentile_summary
+from .derain import LATENCY_PERCENTILES
 from .reader import iter_raw, open_bag
 
 _COLUMN_TITLES = {'rgb': 'rainy RGB (input)', 'left': 'rainy left (input)', 'right': 'rainy right (input)',
@@ -48,13 +50,8 @@ def display_rgb(msg: Any) -> np.ndarray:
     return np.ascontiguousarray(data[..., :3])
 
 
-def _percentiles(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {}
-    array = np.asarray(values, np.float64)
-    p50, p90, p95, p99 = np.percentile(array, (50, 90, 95, 99))
-    return {'p50': float(p50), 'p90': float(p90), 'p95': float(p95), 'p99': float(p99),
-            'max': float(array.max()), 'mean': float(array.mean()), 'count': int(array.size)}
+def _latency_summary(values: list[float]) -> dict[str, float]:
+    return percentile_summary(values, LATENCY_PERCENTILES) if values else {}
 
 
 def _read_publish_log(path: Path) -> dict[tuple[str, int], int]:
@@ -157,11 +154,11 @@ def write_demo_report(played_bag: Path, recorded_bag: Path, publish_log: Path, r
     grid_path = run_dir / 'grid.png'
     first_stamp = min((int(a[0]) for a in stamp_arrays.values() if a.size), default=0)
     _plot_grid(grid_path, columns, row_stamps, input_images, output_images, mode, first_stamp)
-    latency = {'end_to_end': _percentiles(end_to_end)}
+    latency = {'end_to_end': _latency_summary(end_to_end)}
     for name, values in debug.items():
-        latency[name.removesuffix('_ms').removesuffix('_time')] = _percentiles(values)
+        latency[name.removesuffix('_ms').removesuffix('_time')] = _latency_summary(values)
     latency_path = run_dir / 'latency.png'
-    _plot_latency(latency_path, timeline, debug, end_to_end)
+    _plot_latency(latency_path, timeline, debug, end_to_end, latency['end_to_end'])
 
     counts = _counts(diagnostics[-1] if diagnostics else None, streams)
     report = {
@@ -216,7 +213,7 @@ def _plot_grid(path: Path, columns: list[str], row_stamps: list[int], inputs: Ma
 
 
 def _plot_latency(path: Path, timeline: list[tuple[float, float]], debug: Mapping[str, list[float]],
-                  end_to_end: list[float]) -> None:
+                  end_to_end: list[float], end_to_end_summary: Mapping[str, float]) -> None:
     import matplotlib
 
     matplotlib.use('Agg')
@@ -241,8 +238,8 @@ def _plot_latency(path: Path, timeline: list[tuple[float, float]], debug: Mappin
     left.legend(fontsize=8)
     if end_to_end:
         right.hist(end_to_end, bins=min(30, max(5, len(end_to_end) // 2)), color='tab:blue', alpha=0.8)
-        for name, q in (('p50', 50), ('p90', 90)):
-            value = float(np.percentile(end_to_end, q))
+        for name in ('p50', 'p90'):
+            value = end_to_end_summary[name]
             right.axvline(value, color='k', linestyle='--', linewidth=1)
             right.text(value, right.get_ylim()[1] * 0.9, f' {name} {value:.1f}', fontsize=8)
     right.set_xlabel('end-to-end latency (ms)')

@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ...core.clock import ManualClock
 from ...core.diagnostics import DROP_REASONS
 from ...core.node_core import NodeCore
@@ -40,12 +38,16 @@ from ...core.topics import (
     debug_topic,
 )
 from ...errors import ConfigError
+from ...pipeline.timing import percentile_summary
 from ..dds.names import NameResolver
 from .reader import CAMERA_INFO, BagError, assign_streams, deserialize, image_topics, iter_raw, open_bag
 from .ros2_messages import DIAGNOSTIC_ARRAY, FLOAT64, IMAGE, Ros2Messages
 from .writer import AtomicBagWriter, OriginalTopicCopier, Ros2PayloadConverter, output_typestore, storage_of
 
 log = logging.getLogger(__name__)
+
+# Percentiles of the bag tools' latency summaries (derain summary, demo report).
+LATENCY_PERCENTILES = (50, 90, 95, 99)
 
 
 @dataclass
@@ -148,15 +150,6 @@ class _BagSink:
             self._write(topic, FLOAT64, self.messages.float64(value), self._output_time())
 
 
-def _percentiles(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {}
-    array = np.asarray(values)
-    p50, p90, p95, p99 = np.percentile(array, (50, 90, 95, 99))
-    return {'p50': float(p50), 'p90': float(p90), 'p95': float(p95), 'p99': float(p99),
-            'max': float(array.max()), 'mean': float(array.mean()), 'count': int(array.size)}
-
-
 def derain_bag(options: BagDerainOptions,
                progress_callback: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Run the node over ``options.input`` into ``options.output``; returns the summary (see module doc)."""
@@ -253,7 +246,8 @@ def derain_bag(options: BagDerainOptions,
         'output_topics': {topic: count for topic, count in sorted(sink.counts.items())},
         'messages_copied': copied,
         'diagnostics_published': sink.diagnostics_published,
-        'latency_ms': {name: _percentiles(values) for name, values in sink.debug_values.items() if values},
+        'latency_ms': {name: percentile_summary(values, LATENCY_PERCENTILES)
+                       for name, values in sink.debug_values.items() if values},
         'backend': backend,
         'wall_s': wall_s,
         'sets_per_s': stats.sets_total / wall_s if wall_s > 0 else 0.0,
