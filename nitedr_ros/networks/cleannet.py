@@ -29,9 +29,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from torch import nn
-
-from ..errors import ConfigError
+from . import build_from_configs
 from .blocks import TransformerUNet
 
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -46,12 +44,6 @@ class CleanNet(TransformerUNet):
     """NiteDR CleanNet; ``forward(image) -> derained``. Keyword arguments as in :class:`TransformerUNet`."""
 
 
-def build(config: str, **overrides: Any) -> nn.Module:
+def build(config: str, **overrides: Any) -> CleanNet:
     """CleanNet in configuration ``paper`` or ``realtime``, with keyword overrides."""
-    if config not in CONFIGS:
-        raise ConfigError(f'unknown CleanNet configuration {config!r}; choose one of {", ".join(CONFIGS)}')
-    kwargs = {**CONFIGS[config], **overrides}
-    try:
-        return CleanNet(**kwargs)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f'cannot build CleanNet {config!r} with {overrides}: {exc}') from exc
+    return build_from_configs(CleanNet, CONFIGS, config, overrides)

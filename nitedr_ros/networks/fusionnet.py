@@ -34,7 +34,6 @@ Configurations:
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,8 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
-from ..modelspec import check_config
+from . import build_from_configs
 from .color import CHROMA_NEUTRAL, rgb_to_ycbcr, ycbcr_to_rgb
 
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -266,11 +264,7 @@ class FusionNet(nn.Module):
 
 def build(config: str, **overrides: Any) -> FusionNet:
     """FusionNet in configuration ``paper`` or ``realtime``; keyword overrides replace config entries."""
-    check_config(config)
-    unknown = set(overrides) - set(inspect.signature(FusionNet).parameters)
-    if unknown:
-        raise ConfigError(f'unknown FusionNet option(s): {", ".join(sorted(unknown))}')
-    return FusionNet(**{**CONFIGS[config], **overrides})
+    return build_from_configs(FusionNet, CONFIGS, config, overrides)
 
 
 def build_calibration(channels: int = 16, layers: int = 3) -> SelfCalibration:

@@ -42,7 +42,6 @@ Configurations:
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -50,8 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
-from ..modelspec import check_config
+from . import build_from_configs
 
 CONFIGS: dict[str, dict[str, Any]] = {
     'paper': {
@@ -261,8 +259,4 @@ class MSPFN(nn.Module):
 
 def build(config: str, **overrides: Any) -> MSPFN:
     """MSPFN in configuration ``paper`` or ``realtime``; keyword overrides replace config entries."""
-    check_config(config)
-    unknown = set(overrides) - set(inspect.signature(MSPFN).parameters)
-    if unknown:
-        raise ConfigError(f'unknown MSPFN option(s): {", ".join(sorted(unknown))}')
-    return MSPFN(**{**CONFIGS[config], **overrides})
+    return build_from_configs(MSPFN, CONFIGS, config, overrides)

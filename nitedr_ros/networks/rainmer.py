@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
+from . import build_from_configs
 from .blocks import (
     AttentionGuidedMoE,
     ChannelLayerNorm,
@@ -273,12 +273,6 @@ class RainmerMomentumKeys(nn.Module):
             bk.copy_(bq)
 
 
-def build(config: str, **overrides: Any) -> nn.Module:
+def build(config: str, **overrides: Any) -> Rainmer:
     """Rainmer (inference network) in configuration ``paper`` or ``realtime``, with keyword overrides."""
-    if config not in CONFIGS:
-        raise ConfigError(f'unknown Rainmer configuration {config!r}; choose one of {", ".join(CONFIGS)}')
-    kwargs = {**CONFIGS[config], **overrides}
-    try:
-        return Rainmer(**kwargs)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f'cannot build Rainmer {config!r} with {overrides}: {exc}') from exc
+    return build_from_configs(Rainmer, CONFIGS, config, overrides)

@@ -38,7 +38,6 @@ Configurations (H, W multiples of 8):
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -46,8 +45,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ConfigError
-from ..modelspec import check_config
+from . import build_from_configs
 
 CONFIGS: dict[str, dict[str, Any]] = {
     'paper': {
@@ -204,8 +202,4 @@ class StereoIRR(nn.Module):
 
 def build(config: str, **overrides: Any) -> StereoIRR:
     """StereoIRR in configuration ``paper`` or ``realtime``; keyword overrides replace config entries."""
-    check_config(config)
-    unknown = set(overrides) - set(inspect.signature(StereoIRR).parameters)
-    if unknown:
-        raise ConfigError(f'unknown StereoIRR option(s): {", ".join(sorted(unknown))}')
-    return StereoIRR(**{**CONFIGS[config], **overrides})
+    return build_from_configs(StereoIRR, CONFIGS, config, overrides)
