@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 import torch
+from roadscene_data import make_roadscene
 
 from nitedr_ros.cli import main as cli_main
 from nitedr_ros.data.layouts import open_dataset
@@ -18,21 +18,6 @@ from nitedr_ros.evaluation import metrics
 from nitedr_ros.evaluation.evaluate import EvalOptions, evaluate
 from nitedr_ros.networks import build_network
 from nitedr_ros.networks.checkpoint import save_checkpoint
-
-
-def make_roadscene(root: Path, count: int = 3, size=(40, 52)) -> Path:
-    rng = np.random.default_rng(1)
-    h, w = size
-    for i in range(count):
-        clean = cv2.GaussianBlur(rng.integers(0, 256, (h, w, 3)).astype(np.uint8), (0, 0), 3)
-        rainy = clean.copy()
-        rainy[:, (i + 2)::6] = np.minimum(255, rainy[:, (i + 2)::6].astype(int) + 90)
-        infrared = cv2.GaussianBlur(rng.integers(0, 256, (h, w)).astype(np.uint8), (0, 0), 2)
-        for sub, image in (('Vis/input', rainy), ('Vis/target', clean), ('Inf/input', infrared)):
-            folder = root / 'train' / sub
-            folder.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(folder / f'{i:03d}.png'), image)
-    return root
 
 
 def _checkpoint(tmp_path: Path, network: str) -> Path:
@@ -47,7 +32,7 @@ def _options(model, data, out, **kw) -> EvalOptions:
 
 
 def test_eval_writes_tables_and_grids(tmp_path):
-    data = make_roadscene(tmp_path / 'data')
+    data = make_roadscene(tmp_path / 'data', seed=1)
     summary = evaluate(_options(_checkpoint(tmp_path, 'cleannet'), data, tmp_path / 'eval',
                                 fusion_model=str(_checkpoint(tmp_path, 'fusionnet'))))
     assert summary['count'] == 3 and summary['model']['backend'] == 'torch-cpu'
@@ -70,7 +55,7 @@ def test_eval_writes_tables_and_grids(tmp_path):
 
 
 def test_eval_selects_samples_by_split_file_and_names(tmp_path):
-    data = make_roadscene(tmp_path / 'data')
+    data = make_roadscene(tmp_path / 'data', seed=1)
     split = split_names(['000', '001', '002'], 0.34, seed=0)
     split_file = split.write(tmp_path / 'split.json')
     model = _checkpoint(tmp_path, 'cleannet')
@@ -83,7 +68,7 @@ def test_eval_selects_samples_by_split_file_and_names(tmp_path):
 
 
 def test_eval_stereo_renders_pairs_from_clean_images(tmp_path):
-    data = make_roadscene(tmp_path / 'data', size=(40, 48))
+    data = make_roadscene(tmp_path / 'data', size=(40, 48), seed=1)
     summary = evaluate(_options(_checkpoint(tmp_path, 'stereoirr'), data, tmp_path / 'eval'))
     assert {'input', 'derained', 'input_right', 'derained_right'} <= set(summary['mean'])
     assert (tmp_path / 'eval/grids/001.png').is_file()
@@ -93,7 +78,7 @@ def test_eval_stereo_renders_pairs_from_clean_images(tmp_path):
 def test_eval_through_onnx_matches_torch(tmp_path):
     from nitedr_ros.export.onnx_export import export_network
 
-    data = make_roadscene(tmp_path / 'data')
+    data = make_roadscene(tmp_path / 'data', seed=1)
     torch.manual_seed(0)
     cleannet, fusionnet = build_network('cleannet', 'realtime'), build_network('fusionnet', 'realtime')
     export_network(cleannet, 'cleannet', 'realtime', tmp_path / 'c.onnx', fp16=False, parity=False)
@@ -113,7 +98,7 @@ def test_eval_through_onnx_matches_torch(tmp_path):
 
 
 def test_cli_eval_verb(tmp_path, capsys):
-    data = make_roadscene(tmp_path / 'data')
+    data = make_roadscene(tmp_path / 'data', seed=1)
     model = _checkpoint(tmp_path, 'cleannet')
     code = cli_main(['eval', '--checkpoint', str(model), '--data', str(data), '--split', 'train', '--out',
                      str(tmp_path / 'eval'), '--no-grids', '--threads', '1'])
@@ -129,7 +114,7 @@ def test_publish_exports_onnx_with_a_model_card(tmp_path):
     from nitedr_ros.training.publish import publish_checkpoint
     from nitedr_ros.training.trainer import TrainOptions, train
 
-    data = make_roadscene(tmp_path / 'data', count=4)
+    data = make_roadscene(tmp_path / 'data', count=4, seed=1)
     run = train(TrainOptions(network='fusionnet', data=[str(data)], out=str(tmp_path / 'run'), steps=1,
                              batch=1, patch=16, val_every=1, val_fraction=0.25, threads=1, progress=False,
                              settings={'stages': 1}))

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
+from roadscene_data import make_roadscene
 
 from nitedr_ros.data.layouts import open_dataset
 from nitedr_ros.networks import build_network
@@ -16,24 +16,8 @@ from nitedr_ros.training.datasets import PatchDataset, PatchSettings, batch_indi
 from nitedr_ros.training.objectives import build_objective, recipe
 
 
-def make_roadscene(root: Path, count: int = 3, size=(40, 56)) -> Path:
-    """A tiny RoadScene-rain training folder: smooth clean images, streaky rainy ones, an IR image."""
-    rng = np.random.default_rng(0)
-    h, w = size
-    for i in range(count):
-        clean = cv2.GaussianBlur(rng.integers(0, 256, (h, w, 3)).astype(np.uint8), (0, 0), 3)
-        rainy = clean.copy()
-        rainy[:, (i + 3)::7] = np.minimum(255, rainy[:, (i + 3)::7].astype(int) + 80)
-        infrared = cv2.GaussianBlur(rng.integers(0, 256, (h, w)).astype(np.uint8), (0, 0), 2)
-        for sub, image in (('Vis/input', rainy), ('Vis/target', clean), ('Inf/input', infrared)):
-            folder = root / 'train' / sub
-            folder.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(folder / f'{i:03d}.png'), image)
-    return root
-
-
 def _batch(kind: str, tmp_path: Path, negatives: int = 0, patch: int = 16) -> dict[str, torch.Tensor]:
-    data = open_dataset(make_roadscene(tmp_path))
+    data = open_dataset(make_roadscene(tmp_path, size=(40, 56)))
     patches = PatchDataset([data], kind, PatchSettings(patch=patch, seed=1, negatives=negatives,
                                                        synthetic=0.5 if kind == 'derain' else 0.0))
     return collate([patches[i] for i in batch_indices(0, 2)])
@@ -112,7 +96,7 @@ def test_recipe_overrides_are_checked():
 # ------------------------------------------------------------------ patch datasets
 
 def test_patches_are_deterministic_per_index(tmp_path):
-    data = open_dataset(make_roadscene(tmp_path))
+    data = open_dataset(make_roadscene(tmp_path, size=(40, 56)))
     settings = PatchSettings(patch=16, seed=3, synthetic=0.5)
     first, second = PatchDataset([data], 'derain', settings), PatchDataset([data], 'derain', settings)
     for i in (0, 5, 11):
@@ -125,7 +109,7 @@ def test_patches_are_deterministic_per_index(tmp_path):
 
 
 def test_fusion_patches_are_aligned(tmp_path):
-    data = open_dataset(make_roadscene(tmp_path))
+    data = open_dataset(make_roadscene(tmp_path, size=(40, 56)))
     patches = PatchDataset([data], 'fusion', PatchSettings(patch=40, seed=0, augment=False))
     item = patches[0]
     assert item['infrared'].shape == (1, 40, 40) and item['rainy'].shape == (3, 40, 40)
@@ -147,7 +131,7 @@ def _locate(patch: torch.Tensor, image: np.ndarray):
 
 
 def test_stereo_patches_carry_a_consistent_pair(tmp_path):
-    data = open_dataset(make_roadscene(tmp_path))
+    data = open_dataset(make_roadscene(tmp_path, size=(40, 56)))
     patches = PatchDataset([data], 'stereo', PatchSettings(patch=32, seed=0, augment=False))
     item = patches[2]
     assert set(item) >= {'rainy', 'clean', 'rainy_right', 'clean_right', 'disparity', 'has_disparity'}
@@ -163,7 +147,7 @@ def test_stereo_patches_carry_a_consistent_pair(tmp_path):
 
 
 def test_negatives_for_rainmer(tmp_path):
-    data = open_dataset(make_roadscene(tmp_path))
+    data = open_dataset(make_roadscene(tmp_path, size=(40, 56)))
     item = PatchDataset([data], 'derain', PatchSettings(patch=16, seed=0, negatives=3))[0]
     assert item['neg_chromatic'].shape == (3, 3, 16, 16) and item['neg_degradation'].shape == (3, 3, 16, 16)
     assert not torch.equal(item['neg_chromatic'][0], item['rainy'])

@@ -6,30 +6,15 @@ import csv
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
+from roadscene_data import make_roadscene
 
 from nitedr_ros.cli import main as cli_main
 from nitedr_ros.errors import ConfigError, OutputExistsError
 from nitedr_ros.networks.checkpoint import load_checkpoint, read_checkpoint
 from nitedr_ros.training.trainer import TrainOptions, train
-
-
-def make_roadscene(root: Path, count: int = 4, size=(40, 52)) -> Path:
-    rng = np.random.default_rng(0)
-    h, w = size
-    for i in range(count):
-        clean = cv2.GaussianBlur(rng.integers(0, 256, (h, w, 3)).astype(np.uint8), (0, 0), 3)
-        rainy = clean.copy()
-        rainy[:, (i + 2)::6] = np.minimum(255, rainy[:, (i + 2)::6].astype(int) + 90)
-        infrared = cv2.GaussianBlur(rng.integers(0, 256, (h, w)).astype(np.uint8), (0, 0), 2)
-        for sub, image in (('Vis/input', rainy), ('Vis/target', clean), ('Inf/input', infrared)):
-            folder = root / 'train' / sub
-            folder.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(folder / f'{i:03d}.png'), image)
-    return root
 
 
 def _options(data: Path, out: Path, **kw) -> TrainOptions:
@@ -47,7 +32,7 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 @pytest.mark.slow
 def test_training_writes_logs_curve_checkpoints_and_split(tmp_path):
-    data = make_roadscene(tmp_path / 'data')
+    data = make_roadscene(tmp_path / 'data', count=4)
     result = train(_options(data, tmp_path / 'run'))
     run = tmp_path / 'run'
     for name in ('options.json', 'split.json', 'log.csv', 'val.csv', 'loss.png', 'summary.json',
@@ -70,7 +55,7 @@ def test_training_writes_logs_curve_checkpoints_and_split(tmp_path):
 
 @pytest.mark.slow
 def test_resume_continues_exactly(tmp_path):
-    data = make_roadscene(tmp_path / 'data')
+    data = make_roadscene(tmp_path / 'data', count=4)
     straight = train(_options(data, tmp_path / 'straight', val_every=0))
     train(_options(data, tmp_path / 'resumed', val_every=0, stop_at=2))
     halfway = read_checkpoint(tmp_path / 'resumed/checkpoints/last.pt')
@@ -87,7 +72,7 @@ def test_resume_continues_exactly(tmp_path):
 
 
 def test_resume_refuses_a_checkpoint_of_another_network(tmp_path):
-    data = make_roadscene(tmp_path / 'data')
+    data = make_roadscene(tmp_path / 'data', count=4)
     train(_options(data, tmp_path / 'run', steps=1, val_every=0))
     with pytest.raises(ConfigError, match='cleannet/realtime, not mspfn/realtime'):
         train(_options(data, tmp_path / 'other', network='mspfn', val_every=0,
@@ -95,7 +80,7 @@ def test_resume_refuses_a_checkpoint_of_another_network(tmp_path):
 
 
 def test_fusion_training_on_a_frozen_cleannet(tmp_path):
-    data = make_roadscene(tmp_path / 'data')
+    data = make_roadscene(tmp_path / 'data', count=4)
     stage1 = train(_options(data, tmp_path / 'stage1', steps=1, val_every=0))
     result = train(_options(data, tmp_path / 'stage2', network='fusionnet', steps=2,
                             cleannet=str(stage1.last_checkpoint), settings={'stages': 2}))
@@ -104,7 +89,7 @@ def test_fusion_training_on_a_frozen_cleannet(tmp_path):
 
 
 def test_stereo_and_mspfn_training_runs(tmp_path):
-    data = make_roadscene(tmp_path / 'data')
+    data = make_roadscene(tmp_path / 'data', count=4)
     stereo = train(_options(data, tmp_path / 'stereo', network='stereoirr', steps=2, val_patch=16))
     assert np.isfinite(stereo.last_losses['total']) and 'consistency' in stereo.last_losses
     mspfn = train(_options(data, tmp_path / 'mspfn', network='mspfn', steps=2, val_every=0))
@@ -112,7 +97,7 @@ def test_stereo_and_mspfn_training_runs(tmp_path):
 
 
 def test_cli_train_verb(tmp_path, capsys):
-    data = make_roadscene(tmp_path / 'data')
+    data = make_roadscene(tmp_path / 'data', count=4)
     code = cli_main(['train', '--network', 'cleannet', '--data', str(data), '--steps', '2', '--batch', '1',
                      '--patch', '16', '--out', str(tmp_path / 'run'), '--val-every', '0', '--threads', '1',
                      '--no-progress', '--set', 'ssim_weight=0', '--lr', '1e-3'])
