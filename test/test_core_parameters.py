@@ -8,6 +8,7 @@ from nitedr_ros.core.parameters import (
     DYNAMIC_NAMES,
     SCHEMA,
     SCHEMA_BY_NAME,
+    apply_choices,
     check_changes,
     defaults,
     exact_groups_for,
@@ -202,3 +203,13 @@ def test_pipeline_config_from_parameters():
     assert paper.models == {'stereo': 'stereoirr_paper.onnx'}
     single = pipeline_config(validate({'mode': 'single', 'network': 'rainmer'}))
     assert single.models == {'derain': 'rainmer_realtime.onnx'}
+
+
+def test_run_choices_override_the_file_and_a_new_mode_drops_its_models():
+    given = {'mode': 'nitedr', 'models.derain': 'a.onnx', 'backend': 'auto', 'threads': 2}
+    assert apply_choices(given) == given
+    same = apply_choices(given, mode='nitedr', backend='onnxruntime-cpu', models={'fusion': 'f.onnx'})
+    assert same == {**given, 'backend': 'onnxruntime-cpu', 'models.fusion': 'f.onnx'}
+    switched = apply_choices(given, mode='stereo', models={'stereo': 's.onnx'})
+    assert switched == {'mode': 'stereo', 'backend': 'auto', 'threads': 2, 'models.stereo': 's.onnx'}
+    assert given['models.derain'] == 'a.onnx'  # the input is not changed

@@ -8,7 +8,7 @@ import signal
 import sys
 from typing import Any
 
-from ..errors import ConfigError
+from .options import parse_models, parse_pairs, parse_param_overrides
 
 HELP = 'rosbag2 tools without ROS: derain a bag, make the sample bag, play a bag over DDS, record, info'
 
@@ -109,27 +109,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _derain(args: argparse.Namespace) -> int:
-    from ..transports.bag.derain import BagDerainOptions, derain_bag, format_summary, parse_overrides
+    from ..transports.bag.derain import BagDerainOptions, derain_bag, format_summary
 
     options = BagDerainOptions(
         input=args.input, output=args.output, params=args.params, mode=args.mode,
-        topics=_pairs(args.topic, '--topic'), namespace=args.namespace, backend=args.backend,
-        models=_pairs(args.model, '--model'), overrides=parse_overrides(args.param), storage=args.storage,
+        topics=parse_pairs(args.topic, '--topic', 'STREAM=TOPIC'), namespace=args.namespace,
+        backend=args.backend, models=parse_models(args.model), overrides=parse_param_overrides(args.param),
+        storage=args.storage,
         add_latency=args.add_latency,
         progress=not args.no_progress, force=args.force)
     summary = derain_bag(options)
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
     return 0
-
-
-def _pairs(items: list[str], option: str) -> dict[str, str]:
-    pairs: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition('=')
-        if not sep or not key or not value:
-            raise ConfigError(f'{option} needs KEY=VALUE, got {item!r}')
-        pairs[key.strip()] = value.strip()
-    return pairs
 
 
 def _make_sample(args: argparse.Namespace) -> int:

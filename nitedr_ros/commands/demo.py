@@ -24,9 +24,9 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from ..errors import ConfigError, NitedrError
+from .options import parse_models
 
 HELP = 'replay a night-rain sample bag through the node over DDS (CPU) and write before/after images and ' \
        'a latency report'
@@ -108,21 +108,12 @@ class ChildProcess:
 
 def _check_models(args: argparse.Namespace) -> tuple[str, dict[str, Path]]:
     """Validate the parameters the node will get and find its models before starting anything."""
-    from ..core.parameters import load_parameter_file, pipeline_config, validate
+    from ..core.parameters import apply_choices, load_parameter_file, pipeline_config, validate
     from ..pipeline.config import resolve_models
 
-    given: dict[str, Any] = {}
-    if args.params:
-        given.update(load_parameter_file(args.params).given)
-    if args.mode:
-        given['mode'] = args.mode
-    given['backend'] = args.backend
-    for item in args.model:
-        role, sep, path = item.partition('=')
-        if not sep:
-            raise ConfigError(f'--model needs ROLE=PATH, got {item!r}')
-        given[f'models.{role.strip()}'] = str(Path(path.strip()).expanduser().resolve())
-    params = validate(given)
+    given = load_parameter_file(args.params).given if args.params else {}
+    models = {role: str(Path(path).expanduser().resolve()) for role, path in parse_models(args.model).items()}
+    params = validate(apply_choices(given, mode=args.mode, backend=args.backend, models=models))
     try:
         models = resolve_models(pipeline_config(params))
     except ConfigError as exc:

@@ -47,8 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_parameters(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     """(node parameters, ROS's own parameters) from the file, mode, --param, --model and --backend."""
-    from ..core.parameters import load_parameter_file, validate
-    from ..transports.bag.derain import parse_overrides
+    from ..core.parameters import apply_choices, load_parameter_file, validate
+    from .options import parse_models, parse_param_overrides
 
     params_file = args.params or (f'{args.mode}.yaml' if args.mode else 'nitedr.yaml')
     try:
@@ -58,18 +58,8 @@ def load_parameters(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str,
         if args.params:
             raise
         given, ros = {}, {}  # no shipped config found (pip install without data files): schema defaults
-    if args.mode:
-        if given.get('mode', args.mode) != args.mode:
-            given = {k: v for k, v in given.items() if not k.startswith('models.')}
-        given['mode'] = args.mode
-    if args.backend:
-        given['backend'] = args.backend
-    for item in args.model:
-        role, sep, path = item.partition('=')
-        if not sep or not role or not path:
-            raise ConfigError(f'--model needs ROLE=PATH, got {item!r}')
-        given[f'models.{role.strip()}'] = path.strip()
-    for name, value in parse_overrides(args.param).items():
+    given = apply_choices(given, mode=args.mode, backend=args.backend, models=parse_models(args.model))
+    for name, value in parse_param_overrides(args.param).items():
         if name == 'use_sim_time' or name.startswith('qos_overrides.'):
             ros[name] = value
         else:

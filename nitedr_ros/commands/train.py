@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
 from ..modelspec import CONFIGS, NETWORKS
+from .options import json_or_text, parse_pairs
 
 HELP = 'train a network (paper losses, checkpoint/resume, CSV log + loss curve, validation, optional export)'
 
 
 def _key_values(pairs: list[str], option: str) -> dict[str, Any]:
     """``key=value`` strings -> dict; values parsed as JSON where possible (numbers, lists), else strings."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition('=')
-        if not sep or not key:
-            raise ConfigError(f'{option} expects key=value, got {pair!r}')
-        try:
-            out[key] = json.loads(value)
-        except ValueError:
-            out[key] = value
-    return out
+    return parse_pairs(pairs, option, parse=json_or_text, value_required=False)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

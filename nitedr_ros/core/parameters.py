@@ -556,6 +556,22 @@ def load_parameter_file(
     return loaded
 
 
+def apply_choices(given: Mapping[str, Any], *, mode: str | None = None, backend: str | None = None,
+                  models: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Parameters (from a file) with a run's choices on top: ``mode`` (a different mode drops the file's
+    ``models.*``, which belong to the file's mode), ``backend`` and ``models`` (role -> path)."""
+    values = dict(given)
+    if mode:
+        if values.get('mode', mode) != mode:
+            values = {k: v for k, v in values.items() if not k.startswith('models.')}
+        values['mode'] = mode
+    if backend:
+        values['backend'] = backend
+    for role, path in (models or {}).items():
+        values[f'models.{role}'] = path
+    return values
+
+
 # -- parameters -> pipeline -------------------------------------------------------------------------------
 def exact_groups_for(values: Mapping[str, Any], streams: tuple[str, ...]) -> list[tuple[str, ...]]:
     """Synchronizer exact groups for the active streams (``exact`` mode: all streams in one group)."""

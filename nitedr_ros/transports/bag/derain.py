@@ -28,7 +28,7 @@ from typing import Any
 from ...core.clock import ManualClock
 from ...core.diagnostics import DROP_REASONS
 from ...core.node_core import NodeCore
-from ...core.parameters import DEFAULT_NODE_NAME, load_parameter_file, validate
+from ...core.parameters import DEFAULT_NODE_NAME, apply_choices, load_parameter_file, validate
 from ...core.topics import (
     DEBUG_VALUES,
     MODE_OUTPUTS,
@@ -37,7 +37,6 @@ from ...core.topics import (
     OUTPUT_TOPICS,
     debug_topic,
 )
-from ...errors import ConfigError
 from ...pipeline.timing import percentile_summary
 from ..dds.names import NameResolver
 from .reader import CAMERA_INFO, BagError, assign_streams, deserialize, image_topics, iter_raw, open_bag
@@ -77,14 +76,7 @@ def node_parameters(options: BagDerainOptions) -> dict[str, Any]:
     if options.params:
         given.update(load_parameter_file(options.params, node_name=options.node_name,
                                          namespace=options.namespace).given)
-    if options.mode:
-        if given.get('mode', options.mode) != options.mode:
-            given = {k: v for k, v in given.items() if not k.startswith('models.')}
-        given['mode'] = options.mode
-    if options.backend:
-        given['backend'] = options.backend
-    for role, path in options.models.items():
-        given[f'models.{role}'] = path
+    given = apply_choices(given, mode=options.mode, backend=options.backend, models=options.models)
     given.setdefault('max_input_age_ms', 0.0)
     given.update(options.overrides)
     return validate(given)
@@ -315,14 +307,3 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     return '\n'.join(lines)
 
 
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """``name=value`` pairs (YAML scalars) -> parameter overrides."""
-    import yaml
-
-    overrides = {}
-    for item in items:
-        name, sep, value = item.partition('=')
-        if not sep or not name:
-            raise ConfigError(f'--param needs NAME=VALUE, got {item!r}')
-        overrides[name.strip()] = yaml.safe_load(value)
-    return overrides
