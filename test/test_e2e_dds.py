@@ -11,12 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,56 +20,16 @@ pytest.importorskip('cyclonedds')
 pytest.importorskip('rosbags')
 pytest.importorskip('onnxruntime')
 
+from bag_messages import messages_by_topic
+
+from nitedr_ros.commands.demo import ChildProcess
+from nitedr_ros.core.clock import header_stamp_ns
 from nitedr_ros.engines import tiny_models
-from nitedr_ros.transports.bag.reader import iter_raw, open_bag
 from nitedr_ros.transports.bag.sample import SampleSpec, make_sample
 
 WIDTH, HEIGHT = 160, 120
 OUTPUTS = ('/derained/rgb/image', '/fused/image', '/derained/rgb/camera_info', '/diagnostics',
            '/nitedr_node/debug/processing_time_ms')
-
-
-class Process:
-    """A ``python -m nitedr_ros`` child whose output lines are collected by a thread."""
-
-    def __init__(self, name: str, args: list[str], log_dir: Path) -> None:
-        self.name = name
-        self.lines: list[str] = []
-        self.log = log_dir / f'{name}.log'
-        env = dict(os.environ, PYTHONUNBUFFERED='1', OMP_NUM_THREADS='1')
-        self.popen = subprocess.Popen([sys.executable, '-m', 'nitedr_ros', *args], stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True, env=env)
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.popen.stdout is not None
-        for line in self.popen.stdout:
-            self.lines.append(line.rstrip('\n'))
-
-    def wait_for_line(self, predicate, timeout_s: float) -> str:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                if predicate(line):
-                    return line
-            if self.popen.poll() is not None and not self._reader.is_alive():
-                break
-            time.sleep(0.05)
-        raise AssertionError(f'{self.name}: expected line not seen; output:\n' + '\n'.join(self.lines))
-
-    def interrupt(self, timeout_s: float = 60.0) -> int:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGINT)
-        code = self.popen.wait(timeout=timeout_s)
-        self._reader.join(timeout=5)
-        self.log.write_text('\n'.join(self.lines))
-        return code
-
-    def kill(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.kill()
-            self.popen.wait(timeout=10)
 
 
 @pytest.fixture(scope='module')
@@ -89,19 +44,6 @@ def e2e_setup(tmp_path_factory):
     return folder, models, bag
 
 
-def _messages(bag: Path) -> dict[str, list[tuple[int, object]]]:
-    by_topic: dict[str, list[tuple[int, object]]] = {}
-    with open_bag(bag) as reader:
-        for connection, record_ns, raw in iter_raw(reader):
-            by_topic.setdefault(connection.topic, []).append((record_ns, reader.deserialize(raw,
-                                                                                             connection.msgtype)))
-    return by_topic
-
-
-def _stamp(msg) -> int:
-    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-
-
 def _values(status) -> dict[str, str]:
     return {kv.key: kv.value for kv in status.values}
 
@@ -111,54 +53,56 @@ def test_player_node_recorder_over_dds(e2e_setup):
     folder, models, bag = e2e_setup
     domain = str(150 + os.getpid() % 70)
     recorded = folder / 'recorded'
-    processes: list[Process] = []
+    processes: list[ChildProcess] = []
+
+    def start(name: str, args: list[str]) -> ChildProcess:
+        processes.append(ChildProcess(name, args, folder / f'{name}.log', env={'OMP_NUM_THREADS': '1'}))
+        return processes[-1]
+
     try:
-        recorder = Process('recorder', ['bag', 'record', str(recorded), '--domain', domain, '--topics',
-                                        *OUTPUTS], folder)
-        processes.append(recorder)
-        recorder.wait_for_line(lambda line: line == 'recording', 60)
-        node = Process('node', ['run', '--domain', domain, '--use-sim-time', '--backend', 'onnxruntime-cpu',
-                                '--model', f'derain={models["derain"]}',
-                                '--model', f'fusion={models["fusion"]}',
-                                '--param', 'threads=1', '--param', 'qos.output.depth=50',
-                                '--param', 'diagnostics.period=0.5'], folder)
-        processes.append(node)
-        node.wait_for_line(lambda line: line.startswith('nitedr: ready'), 120)
+        recorder = start('recorder', ['bag', 'record', str(recorded), '--domain', domain,
+                                      '--topics', *OUTPUTS])
+        recorder.wait_for(lambda line: line == 'recording', 60, 'start')
+        node = start('node', ['run', '--domain', domain, '--use-sim-time', '--backend', 'onnxruntime-cpu',
+                              '--model', f'derain={models["derain"]}',
+                              '--model', f'fusion={models["fusion"]}',
+                              '--param', 'threads=1', '--param', 'qos.output.depth=50',
+                              '--param', 'diagnostics.period=0.5'])
+        node.wait_for(lambda line: line.startswith('nitedr: ready'), 120, 'ready')
         for topic in ('/derained/rgb/image', '/fused/image', '/diagnostics'):
-            recorder.wait_for_line(lambda line, t=topic: line == f'matched {t}', 30)
-        player = Process('player', ['bag', 'play', str(bag), '--clock', '--domain', domain,
-                                    '--wait-for', '/rgb/image', '/thermal/image',
-                                    '--publish-log', str(folder / 'published.csv')], folder)
-        processes.append(player)
-        assert player.popen.wait(timeout=120) == 0, '\n'.join(player.lines)
+            recorder.wait_for(lambda line, t=topic: line == f'matched {t}', 30, f'a match on {topic}')
+        player = start('player', ['bag', 'play', str(bag), '--clock', '--domain', domain,
+                                  '--wait-for', '/rgb/image', '/thermal/image',
+                                  '--publish-log', str(folder / 'published.csv')])
+        assert player.wait(120) == 0, '\n'.join(player.lines)
         time.sleep(1.0)  # let the node finish the last sets
-        assert node.interrupt() == 0, '\n'.join(node.lines)
-        stopped = json.loads(node.wait_for_line(lambda line: line.startswith('nitedr: stopped'), 5)
-                             .split('; ', 1)[1])
-        assert recorder.interrupt() == 0, '\n'.join(recorder.lines)
+        assert node.interrupt(60) == 0, '\n'.join(node.lines)
+        stop_line = node.wait_for(lambda line: line.startswith('nitedr: stopped'), 5, 'the stop line')
+        stopped = json.loads(stop_line.split('; ', 1)[1])
+        assert recorder.interrupt(60) == 0, '\n'.join(recorder.lines)
     finally:
         for process in processes:
             process.kill()
 
-    inputs, outputs = _messages(bag), _messages(recorded)
-    rgb_by_stamp = {_stamp(m): m for _, m in inputs['/rgb/image']}
+    inputs, outputs = messages_by_topic(bag), messages_by_topic(recorded)
+    rgb_by_stamp = {header_stamp_ns(m): m for _, m in inputs['/rgb/image']}
     derained = [m for _, m in outputs['/derained/rgb/image']]
     fused = [m for _, m in outputs['/fused/image']]
     assert derained, 'no output reached the recorder'
 
     # every output keeps its input header and carries the pipeline's pixels
     for msg in derained + fused:
-        source = rgb_by_stamp[_stamp(msg)]
+        source = rgb_by_stamp[header_stamp_ns(msg)]
         assert msg.header.frame_id == source.header.frame_id == 'rgb_camera_optical_frame'
         assert (msg.height, msg.width, msg.encoding) == (HEIGHT, WIDTH, 'rgb8')
     for msg in derained:
         pixels = np.asarray(msg.data).reshape(HEIGHT, WIDTH, 3).astype(int)
-        source = np.asarray(rgb_by_stamp[_stamp(msg)].data).reshape(HEIGHT, WIDTH, 3).astype(int)
+        source = np.asarray(rgb_by_stamp[header_stamp_ns(msg)].data).reshape(HEIGHT, WIDTH, 3).astype(int)
         np.testing.assert_array_equal(pixels[..., 0], source[..., 0])
         assert np.abs(pixels[..., 1] - source[..., 1] / 2).max() <= 1
-    assert sorted(map(_stamp, derained)) == sorted(map(_stamp, fused))
+    assert sorted(map(header_stamp_ns, derained)) == sorted(map(header_stamp_ns, fused))
     infos = [m for _, m in outputs['/derained/rgb/camera_info']]
-    assert sorted(map(_stamp, infos)) == sorted(map(_stamp, derained))
+    assert sorted(map(header_stamp_ns, infos)) == sorted(map(header_stamp_ns, derained))
 
     # the last DiagnosticArray (published at shutdown, after a flush) accounts for everything
     statuses = {s.name.split(': ', 1)[1]: s for s in outputs['/diagnostics'][-1][1].status}

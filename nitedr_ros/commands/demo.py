@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from ..errors import ConfigError, NitedrError
@@ -53,13 +53,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 class ChildProcess:
-    """``python -m nitedr_ros <args>`` with its output collected (and logged to a file)."""
+    """``python -m nitedr_ros <args>`` with its output collected (and logged to a file); ``env`` adds to
+    this process's environment."""
 
-    def __init__(self, name: str, args: list[str], log_path: Path) -> None:
+    def __init__(self, name: str, args: list[str], log_path: Path,
+                 env: Mapping[str, str] | None = None) -> None:
         self.name = name
         self.lines: list[str] = []
         self.log_path = log_path
-        env = dict(os.environ, PYTHONUNBUFFERED='1')
+        env = dict(os.environ, PYTHONUNBUFFERED='1', **(env or {}))
         self.popen = subprocess.Popen([sys.executable, '-m', 'nitedr_ros', *args], stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, text=True, env=env)
         self._reader = threading.Thread(target=self._read, daemon=True)
