@@ -11,11 +11,14 @@ import pytest
 pytest.importorskip('rosbags')
 pytest.importorskip('onnxruntime')
 
+from bag_messages import messages_by_topic
+
 from nitedr_ros.cli import main as cli_main
+from nitedr_ros.core.clock import header_stamp_ns
 from nitedr_ros.engines import tiny_models
 from nitedr_ros.errors import OutputExistsError
 from nitedr_ros.transports.bag.derain import BagDerainOptions, camera_info_topic, derain_bag, format_summary
-from nitedr_ros.transports.bag.reader import BagError, iter_raw, open_bag
+from nitedr_ros.transports.bag.reader import BagError
 from nitedr_ros.transports.bag.sample import SampleSpec, make_sample
 
 SAMPLE = SampleSpec(duration_s=1.5, width=64, height=48)
@@ -47,19 +50,6 @@ def _options(bag, out, models, mode='nitedr', **kwargs) -> BagDerainOptions:
                             progress=False, **kwargs)
 
 
-def _by_topic(bag: Path) -> dict[str, list[tuple[int, object]]]:
-    out: dict[str, list[tuple[int, object]]] = {}
-    with open_bag(bag) as reader:
-        for connection, record_ns, raw in iter_raw(reader):
-            out.setdefault('/' + connection.topic.lstrip('/'), []).append(
-                (record_ns, reader.deserialize(raw, connection.msgtype)))
-    return out
-
-
-def _stamp(msg) -> int:
-    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-
-
 def _digest(path: Path) -> str:
     files = [path] if path.is_file() else sorted(p for p in path.rglob('*') if p.is_file())
     sha = hashlib.sha256()
@@ -73,7 +63,7 @@ def test_nitedr_mode_on_the_sample_bag(sample_bag, models, tmp_path):
     out = tmp_path / 'derained'
     summary = derain_bag(_options(sample_bag, out, models))
     assert _digest(sample_bag) == before  # input untouched
-    inputs, outputs = _by_topic(sample_bag), _by_topic(out)
+    inputs, outputs = messages_by_topic(sample_bag), messages_by_topic(out)
 
     # every original topic is there with every message, then the node's topics
     for topic, messages in inputs.items():
@@ -92,14 +82,14 @@ def test_nitedr_mode_on_the_sample_bag(sample_bag, models, tmp_path):
     assert summary['outputs_published'] == 2 * sets
 
     # outputs keep the input header verbatim and are recorded at the newest input's record time
-    rgb_by_stamp = {_stamp(m): (t, m) for t, m in inputs['/rgb/image']}
+    rgb_by_stamp = {header_stamp_ns(m): (t, m) for t, m in inputs['/rgb/image']}
     thermal_records = {t for t, _ in inputs['/thermal/image']}
     for (record, derained), (_, fused), (_, info) in zip(outputs['/derained/rgb/image'],
                                                           outputs['/fused/image'],
                                                           outputs['/derained/rgb/camera_info']):
-        rgb_record, rgb = rgb_by_stamp[_stamp(derained)]
+        rgb_record, rgb = rgb_by_stamp[header_stamp_ns(derained)]
         assert derained.header.frame_id == rgb.header.frame_id == fused.header.frame_id
-        assert _stamp(fused) == _stamp(derained) == _stamp(info)
+        assert header_stamp_ns(fused) == header_stamp_ns(derained) == header_stamp_ns(info)
         assert (derained.encoding, derained.height, derained.width) == ('rgb8', 48, 64)
         assert record >= rgb_record and (record == rgb_record or record in thermal_records)
         # the tiny derain model keeps R, halves G, quarters B
@@ -118,25 +108,25 @@ def test_nitedr_mode_on_the_sample_bag(sample_bag, models, tmp_path):
     first_record = min(t for messages in inputs.values() for t, _ in messages)
     last_record = max(t for messages in inputs.values() for t, _ in messages)
     for record, array in diagnostics:
-        assert first_record <= record <= last_record and _stamp(array) == record
+        assert first_record <= record <= last_record and header_stamp_ns(array) == record
     assert 'sets made' in format_summary(summary)
 
 
 def test_stereo_mode_pairs_left_and_right_exactly(sample_bag, models, tmp_path):
     summary = derain_bag(_options(sample_bag, tmp_path / 'stereo', models, mode='stereo'))
-    outputs = _by_topic(tmp_path / 'stereo')
+    outputs = messages_by_topic(tmp_path / 'stereo')
     left, right = outputs['/derained/left/image'], outputs['/derained/right/image']
     assert len(left) == len(right) == summary['sets_made'] == summary['frames_in']['left']
-    assert [_stamp(m) for _, m in left] == [_stamp(m) for _, m in right]
+    assert [header_stamp_ns(m) for _, m in left] == [header_stamp_ns(m) for _, m in right]
     assert {m.header.frame_id for _, m in left} == {'stereo_left_optical_frame'}
 
 
 def test_add_latency_records_outputs_after_their_inputs(sample_bag, models, tmp_path):
     derain_bag(_options(sample_bag, tmp_path / 'late', models, mode='single', add_latency=True,
                         topics={'rgb': '/rgb/image'}))
-    inputs, outputs = _by_topic(sample_bag), _by_topic(tmp_path / 'late')
-    records = {_stamp(m): t for t, m in inputs['/rgb/image']}
-    assert all(t > records[_stamp(m)] for t, m in outputs['/derained/rgb/image'])
+    inputs, outputs = messages_by_topic(sample_bag), messages_by_topic(tmp_path / 'late')
+    records = {header_stamp_ns(m): t for t, m in inputs['/rgb/image']}
+    assert all(t > records[header_stamp_ns(m)] for t, m in outputs['/derained/rgb/image'])
 
 
 def test_output_is_never_overwritten_without_force(sample_bag, models, tmp_path):
@@ -232,7 +222,7 @@ def test_every_shared_bag(shared_data, models, tmp_path):
             assert not out.exists()
             continue
         summary = derain_bag(_options(bag, out, models, mode='single'))
-        inputs, outputs = _by_topic(bag), _by_topic(out)
+        inputs, outputs = messages_by_topic(bag), messages_by_topic(out)
         image_topic = '/' + summary['streams']['rgb'].lstrip('/')
         images = inputs[image_topic]
         seen_formats.add((bag.suffix or 'dir', type(images[0][1]).__name__.rsplit('__', 1)[-1]))
@@ -240,7 +230,8 @@ def test_every_shared_bag(shared_data, models, tmp_path):
         derained = outputs['/derained/rgb/image']
         assert len(derained) == len(images)
         for (_, got), (_, source) in zip(derained, images):
-            assert _stamp(got) == _stamp(source) and got.header.frame_id == source.header.frame_id
+            assert header_stamp_ns(got) == header_stamp_ns(source)
+            assert got.header.frame_id == source.header.frame_id
             assert got.height > 0 and len(got.data) == got.step * got.height
         for topic, messages in inputs.items():
             assert len(outputs[topic]) == len(messages), (bag, topic)

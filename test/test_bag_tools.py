@@ -15,7 +15,10 @@ import pytest
 
 pytest.importorskip('rosbags')
 
+from bag_messages import messages_by_topic
+
 from nitedr_ros.cli import main as cli_main
+from nitedr_ros.core.clock import header_stamp_ns
 from nitedr_ros.errors import NitedrError, OutputExistsError
 from nitedr_ros.transports.bag.reader import (
     BagError,
@@ -38,22 +41,13 @@ def sample_bag(tmp_path_factory) -> Path:
     return out
 
 
-def _read_all(bag: Path) -> dict[str, list[tuple[int, object]]]:
-    by_topic: dict[str, list[tuple[int, object]]] = {}
-    with open_bag(bag) as reader:
-        for connection, record_ns, raw in iter_raw(reader):
-            by_topic.setdefault(connection.topic, []).append((record_ns, reader.deserialize(raw,
-                                                                                             connection.msgtype)))
-    return by_topic
-
-
 def test_sample_bag_has_every_camera_with_realistic_timing(sample_bag):
-    topics = _read_all(sample_bag)
+    topics = messages_by_topic(sample_bag)
     assert set(topics) == {f'/{c}/{kind}' for c in ('rgb', 'stereo/left', 'stereo/right', 'thermal')
                            for kind in ('image', 'camera_info')}
     rates = {'/rgb/image': 20, '/stereo/left/image': 15, '/thermal/image': 10}
     for topic, rate in rates.items():
-        stamps = np.array([m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for _, m in topics[topic]])
+        stamps = np.array([header_stamp_ns(m) for _, m in topics[topic]])
         periods = np.diff(np.sort(stamps)) / 1e9
         assert len(stamps) == pytest.approx(rate * SMALL.duration_s, abs=1)
         assert np.median(periods) == pytest.approx(1 / rate, rel=0.05)
@@ -75,7 +69,7 @@ def test_sample_bag_has_every_camera_with_realistic_timing(sample_bag):
 
 
 def test_stereo_views_differ_by_rain_and_parallax(sample_bag):
-    topics = _read_all(sample_bag)
+    topics = messages_by_topic(sample_bag)
     left = np.asarray(topics['/stereo/left/image'][0][1].data, np.int16)
     right = np.asarray(topics['/stereo/right/image'][0][1].data, np.int16)
     assert np.abs(left - right).mean() > 1.0

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ...core.clock import header_stamp_ns
 from ...core.images import message_to_frame
 from ...core.topics import MODE_OUTPUTS, MODE_STREAMS, OUTPUT_SOURCE, OUTPUT_TOPICS, STREAM_TOPICS
 from ...pipeline.timing import percentile_summary
@@ -29,10 +30,6 @@ _COLUMN_TITLES = {'rgb': 'rainy RGB (input)', 'left': 'rainy left (input)', 'rig
                   'thermal': 'thermal IR (input)', 'derained_rgb': 'derained',
                   'fused': 'fused (derained + IR)', 'derained_left': 'derained left',
                   'derained_right': 'derained right'}
-
-
-def _stamp(msg: Any) -> int:
-    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
 
 
 def display_rgb(msg: Any) -> np.ndarray:
@@ -97,7 +94,7 @@ def write_demo_report(played_bag: Path, recorded_bag: Path, publish_log: Path, r
                 debug.setdefault(topic.rsplit('/', 1)[-1], []).append(
                     float(reader.deserialize(raw, connection.msgtype).data))
     primary = outputs[0]
-    sets = sorted(received[primary], key=lambda item: _stamp(item[1]))
+    sets = sorted(received[primary], key=lambda item: header_stamp_ns(item[1]))
 
     # input stamps (all) and the images of the rows shown in the grid
     stamps_by_stream: dict[str, list[int]] = {s: [] for s in streams}
@@ -105,7 +102,7 @@ def write_demo_report(played_bag: Path, recorded_bag: Path, publish_log: Path, r
         connections = [c for c in reader.connections if '/' + c.topic.lstrip('/') in input_topics]
         for connection, _, raw in iter_raw(reader, connections, played_bag):
             msg = reader.deserialize(raw, connection.msgtype)
-            stamps_by_stream[input_topics['/' + connection.topic.lstrip('/')]].append(_stamp(msg))
+            stamps_by_stream[input_topics['/' + connection.topic.lstrip('/')]].append(header_stamp_ns(msg))
     stamp_arrays = {s: np.asarray(sorted(v), np.int64) for s, v in stamps_by_stream.items()}
 
     # end-to-end latency: output receive - publish of the newest input of its set
@@ -114,7 +111,7 @@ def write_demo_report(played_bag: Path, recorded_bag: Path, publish_log: Path, r
     timeline: list[tuple[float, float]] = []
     first_receive = sets[0][0] if sets else 0
     for receive_ns, msg in sets:
-        stamp = _stamp(msg)
+        stamp = header_stamp_ns(msg)
         times = []
         for stream in streams:
             nearest = stamp if OUTPUT_SOURCE[primary] == stream else _nearest(stamp_arrays[stream], stamp)
@@ -128,7 +125,7 @@ def write_demo_report(played_bag: Path, recorded_bag: Path, publish_log: Path, r
 
     # rows of the grid: evenly spaced sets, with the input images of each
     chosen = [sets[int(i)] for i in np.linspace(0, len(sets) - 1, min(rows, len(sets)))] if sets else []
-    row_stamps = [_stamp(msg) for _, msg in chosen]
+    row_stamps = [header_stamp_ns(msg) for _, msg in chosen]
     wanted: dict[str, dict[int, int]] = {s: {} for s in streams}
     for stamp in row_stamps:
         for stream in streams:
@@ -141,14 +138,14 @@ def write_demo_report(played_bag: Path, recorded_bag: Path, publish_log: Path, r
         for connection, _, raw in iter_raw(reader, connections, played_bag):
             stream = input_topics['/' + connection.topic.lstrip('/')]
             msg = reader.deserialize(raw, connection.msgtype)
-            row = wanted[stream].get(_stamp(msg))
+            row = wanted[stream].get(header_stamp_ns(msg))
             if row is not None:
                 input_images[(stream, row)] = display_rgb(msg)
     output_images: dict[tuple[str, int], np.ndarray] = {}
     for output in outputs:
         for _, msg in received[output]:
-            if _stamp(msg) in row_stamps:
-                output_images[(output, _stamp(msg))] = display_rgb(msg)
+            if header_stamp_ns(msg) in row_stamps:
+                output_images[(output, header_stamp_ns(msg))] = display_rgb(msg)
 
     columns = _grid_columns(mode)
     grid_path = run_dir / 'grid.png'

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ...core.clock import ns_to_sec_nanosec
 from ...errors import ConfigError
 from ..dds.participant import CLOCK, RELIABLE, DdsNode, QosProfile, RosPublisher
 from .reader import BagError, iter_raw, open_bag
@@ -181,7 +182,7 @@ class _ClockTicker:
     def tick(self, bag_ns: int) -> None:
         if bag_ns < self.next_ns:
             return
-        sec, nanosec = divmod(bag_ns, 1_000_000_000)
+        sec, nanosec = ns_to_sec_nanosec(bag_ns)
         msg = self.types[CLOCK_TYPE](self.types['builtin_interfaces/msg/Time'](sec, nanosec))
         self.publisher.publish_raw(self.codec.encode(msg))
         self.count += 1

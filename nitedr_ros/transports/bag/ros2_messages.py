@@ -12,6 +12,8 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
+from ...core.clock import ns_to_sec_nanosec
+
 IMAGE = 'sensor_msgs/msg/Image'
 CAMERA_INFO = 'sensor_msgs/msg/CameraInfo'
 DIAGNOSTIC_ARRAY = 'diagnostic_msgs/msg/DiagnosticArray'
@@ -25,7 +27,7 @@ class Ros2Messages:
         self.types = typestore.types
 
     def header(self, stamp_ns: int, frame_id: str = '') -> Any:
-        sec, nanosec = divmod(int(stamp_ns), 1_000_000_000)
+        sec, nanosec = ns_to_sec_nanosec(stamp_ns)
         return self.types['std_msgs/msg/Header'](self.types['builtin_interfaces/msg/Time'](sec, nanosec),
                                                  frame_id)
 
