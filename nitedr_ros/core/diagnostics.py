@@ -115,15 +115,11 @@ class CoreStats:
         self.streams = {s: StreamCounters(t) for s, t in topics.items()}
         self.windows = {name: LatencyWindow(window_size) for name in LATENCY_WINDOWS}
         self.sets_total = 0
-        self.sets_in_period = 0
         self.outputs_total = 0
-        self.published_sets_in_period = 0
         self.errors_total = 0
-        self.errors_in_period = 0
         self.last_error = ''
-        self.busy_in_period = 0
         self.qos_events: dict[str, tuple[int, str]] = {}
-        self.period_start_ns: int | None = None
+        self._new_period(None)
 
     # -- recording (any thread) -------------------------------------------------------------------------
     def arrival(self, stream: str, now_ns: int) -> None:
@@ -196,16 +192,19 @@ class CoreStats:
                 for status in statuses:
                     status.level = Level.STALE
                     status.message = 'waiting for the clock (use_sim_time: is /clock published?)'
-            # new period
-            for counters in self.streams.values():
-                counters.frames_in_period = 0
-                counters.bad_in_period = 0
-            self.sets_in_period = 0
-            self.published_sets_in_period = 0
-            self.errors_in_period = 0
-            self.busy_in_period = 0
-            self.period_start_ns = ctx.now_ns if started else None
+            self._new_period(ctx.now_ns if started else None)
             return statuses
+
+    def _new_period(self, start_ns: int | None) -> None:
+        """Zero the per-period counters; the period starts at ``start_ns`` (None: at the next report)."""
+        for counters in self.streams.values():
+            counters.frames_in_period = 0
+            counters.bad_in_period = 0
+        self.sets_in_period = 0
+        self.published_sets_in_period = 0
+        self.errors_in_period = 0
+        self.busy_in_period = 0
+        self.period_start_ns = start_ns
 
     def _name(self, ctx: DiagnosticsContext, task: str) -> str:
         return f'{ctx.node_name}: {task}'
