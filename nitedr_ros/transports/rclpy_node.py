@@ -237,41 +237,25 @@ class NitedrNode(Node):
 
     def _publisher(self, msg_type: Any, topic: str, qos: QoSProfile) -> Any:
         events = PublisherEventCallbacks(incompatible_qos=lambda event, t=topic: self._incompatible(t, event))
-        options = QoSOverridingOptions.with_default_policies()
-        try:
-            return self.create_publisher(
-                msg_type, topic, qos, event_callbacks=events, qos_overriding_options=options
-            )
-        except UnsupportedEventTypeError:
-            self.get_logger().warning(f'{topic}: this RMW reports no QoS events; mismatches will be silent')
-            return self.create_publisher(msg_type, topic, qos, qos_overriding_options=options)
+        return self._with_qos_events(self.create_publisher, topic, events, msg_type, topic, qos)
 
     def _subscribe(self, msg_type: Any, topic: str, callback: Any, qos: QoSProfile) -> None:
         events = SubscriptionEventCallbacks(
             incompatible_qos=lambda event, t=topic: self._incompatible(t, event)
         )
-        options = QoSOverridingOptions.with_default_policies()
+        sub = self._with_qos_events(self.create_subscription, topic, events, msg_type, topic, callback, qos,
+                                    callback_group=self._input_group)
+        self._subscriptions_made.append(sub)
+
+    def _with_qos_events(self, create: Any, topic: str, events: Any, *args: Any, **kwargs: Any) -> Any:
+        """``create(*args, **kwargs)`` with QoS overriding and the incompatible-QoS event callbacks; where
+        the RMW reports no QoS events, without the callbacks (and a warning)."""
+        kwargs['qos_overriding_options'] = QoSOverridingOptions.with_default_policies()
         try:
-            sub = self.create_subscription(
-                msg_type,
-                topic,
-                callback,
-                qos,
-                callback_group=self._input_group,
-                event_callbacks=events,
-                qos_overriding_options=options,
-            )
+            return create(*args, event_callbacks=events, **kwargs)
         except UnsupportedEventTypeError:
             self.get_logger().warning(f'{topic}: this RMW reports no QoS events; mismatches will be silent')
-            sub = self.create_subscription(
-                msg_type,
-                topic,
-                callback,
-                qos,
-                callback_group=self._input_group,
-                qos_overriding_options=options,
-            )
-        self._subscriptions_made.append(sub)
+            return create(*args, **kwargs)
 
     def _incompatible(self, topic: str, event: Any) -> None:
         policy = qos_policy_name_from_kind(event.last_policy_kind)
