@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from network_budget import check_realtime_budget
 
 from nitedr_ros.errors import ConfigError
 from nitedr_ros.modelspec import get_spec
@@ -15,7 +16,7 @@ from nitedr_ros.networks.blocks import (
     top_selection_counts,
     top_selection_softmax,
 )
-from nitedr_ros.networks.complexity import count_flops, count_params
+from nitedr_ros.networks.complexity import count_params
 
 PUBLISHED_PARAMS = 33_655_424
 # state_dict groups of the published CleanNet (seed-models note, section 1)
@@ -89,13 +90,7 @@ def test_realtime_forward_shape_and_range(hw):
 
 
 def test_realtime_flops_within_budget(paper_model):
-    realtime = build_network('cleannet', 'realtime')
-    paper_flops = count_flops(paper_model, 'cleannet', 720, 1280)
-    realtime_flops = count_flops(realtime, 'cleannet', 720, 1280)
-    print(f'CleanNet 1280x720: paper {paper_flops / 1e9:.1f} GFLOPs, realtime {realtime_flops / 1e9:.1f} '
-          f'GFLOPs ({paper_flops / realtime_flops:.0f}x less), realtime params {count_params(realtime):,}')
-    assert realtime_flops * 20 <= paper_flops
-    assert count_params(realtime) <= 1_000_000
+    check_realtime_budget('cleannet', paper_model, build_network('cleannet', 'realtime'))
 
 
 def _branch_by_branch(attn: TopSelectionAttention, x: torch.Tensor, cumulative: bool = False) -> torch.Tensor:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from network_budget import check_realtime_budget
 
 from nitedr_ros.errors import ConfigError
 from nitedr_ros.modelspec import get_spec
 from nitedr_ros.networks import build_network, color, fusionnet
-from nitedr_ros.networks.complexity import count_flops, count_params
-
-HD = (720, 1280)
+from nitedr_ros.networks.complexity import count_params
 
 
 def _inputs(batch: int, height: int, width: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -36,14 +35,7 @@ def test_paper_parameter_count_matches_published():
 
 
 def test_realtime_budget_at_720p():
-    paper = count_flops(fusionnet.build('paper'), 'fusionnet', *HD)
-    realtime_model = fusionnet.build('realtime')
-    realtime = count_flops(realtime_model, 'fusionnet', *HD)
-    print(f'FusionNet GFLOPs at 1280x720: paper {paper / 1e9:.1f}, realtime {realtime / 1e9:.2f}; '
-          f'realtime params {count_params(realtime_model):,}')
-    assert realtime <= paper / 20
-    assert realtime <= 15e9
-    assert count_params(realtime_model) <= 1_000_000
+    check_realtime_budget('fusionnet', fusionnet.build('paper'), fusionnet.build('realtime'), max_flops=15e9)
 
 
 @pytest.mark.parametrize('config', ['paper', 'realtime'])

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from network_budget import check_realtime_budget
 
 from nitedr_ros.errors import ConfigError
 from nitedr_ros.modelspec import get_spec
 from nitedr_ros.networks import build_network, mspfn
-from nitedr_ros.networks.complexity import count_flops, count_params
-
-HD = (720, 1280)
+from nitedr_ros.networks.complexity import count_params
 
 # Element counts of the TF variable groups of TEST_MSPFN_M17N1 (seed-models note, section 4), keyed by our
 # module names: initial features, coarse fusion (rain*_res1 + lstm_group* + rain*_res2), its up-links, the 17
@@ -54,14 +53,7 @@ def test_paper_parameter_count_matches_release_group_by_group():
 
 
 def test_realtime_budget_at_720p():
-    paper = count_flops(_meta_model('paper'), 'mspfn', *HD)
-    realtime_model = mspfn.build('realtime')
-    realtime = count_flops(realtime_model, 'mspfn', *HD)
-    print(f'MSPFN GFLOPs at 1280x720: paper {paper / 1e9:.1f}, realtime {realtime / 1e9:.2f}; '
-          f'realtime params {count_params(realtime_model):,}')
-    assert realtime <= paper / 20
-    assert realtime <= 60e9
-    assert count_params(realtime_model) <= 1_000_000
+    check_realtime_budget('mspfn', _meta_model('paper'), mspfn.build('realtime'), max_flops=60e9)
 
 
 @pytest.mark.parametrize(('config', 'size'), [('paper', (16, 24)), ('realtime', (40, 56))])

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from network_budget import check_realtime_budget
 
 from nitedr_ros.errors import ConfigError
 from nitedr_ros.modelspec import get_spec
 from nitedr_ros.networks import build_network, rainmer
-from nitedr_ros.networks.complexity import count_flops, count_params
+from nitedr_ros.networks.complexity import count_params
 
 PUBLISHED_INFERENCE_PARAMS = 35_825_344
 PUBLISHED_WITH_KEY_ENCODER = 36_766_880
@@ -66,13 +67,7 @@ def test_realtime_forward_shape_and_range(hw):
 
 
 def test_realtime_flops_within_budget(paper_model):
-    realtime = build_network('rainmer', 'realtime')
-    paper_flops = count_flops(paper_model, 'rainmer', 720, 1280)
-    realtime_flops = count_flops(realtime, 'rainmer', 720, 1280)
-    print(f'Rainmer 1280x720: paper {paper_flops / 1e9:.1f} GFLOPs, realtime {realtime_flops / 1e9:.1f} '
-          f'GFLOPs ({paper_flops / realtime_flops:.0f}x less), realtime params {count_params(realtime):,}')
-    assert realtime_flops * 20 <= paper_flops
-    assert count_params(realtime) <= 1_000_000
+    check_realtime_budget('rainmer', paper_model, build_network('rainmer', 'realtime'))
 
 
 def test_query_prompts_are_unit_vectors_from_the_resized_image():

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from network_budget import check_realtime_budget
 
 from nitedr_ros.errors import ConfigError
 from nitedr_ros.modelspec import STEREOIRR_THIRD_PARTY_PARAMS
 from nitedr_ros.networks import build_network, stereoirr
-from nitedr_ros.networks.complexity import count_flops, count_params
-
-HD = (720, 1280)
+from nitedr_ros.networks.complexity import count_params
 
 
 def _pair(height: int, width: int, seed: int = 0, batch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -32,14 +31,7 @@ def test_paper_size_is_near_the_third_party_figure():
 def test_realtime_budget_at_720p():
     with torch.device('meta'):
         paper_model = stereoirr.build('paper')
-    paper = count_flops(paper_model, 'stereoirr', *HD)
-    realtime_model = stereoirr.build('realtime')
-    realtime = count_flops(realtime_model, 'stereoirr', *HD)
-    print(f'StereoIRR GFLOPs per 1280x720 pair: paper {paper / 1e9:.1f}, realtime {realtime / 1e9:.2f}; '
-          f'realtime params {count_params(realtime_model):,}')
-    assert realtime <= paper / 20
-    assert realtime <= 60e9
-    assert count_params(realtime_model) <= 1_000_000
+    check_realtime_budget('stereoirr', paper_model, stereoirr.build('realtime'), max_flops=60e9)
 
 
 @pytest.mark.parametrize(('config', 'size'), [('paper', (16, 24)), ('realtime', (40, 64))])
