@@ -27,7 +27,8 @@ import numpy as np
 
 from ..engines.base import BACKENDS, InferenceEngine
 from ..errors import ConfigError
-from ..fileio import atomic_output, write_text_atomic
+from ..figures import pyplot, save_figure
+from ..fileio import write_text_atomic
 from ..machine import machine_info
 from ..modelspec import CONFIGS, NETWORKS, get_spec
 from ..paths import ensure_writable_output
@@ -184,10 +185,7 @@ def summarize(timings: list[StageTimings]) -> dict[str, Any]:
 
 def write_histogram(path: Path, results: dict[str, dict[str, Any]], title: str) -> None:
     """Histograms of inference and total latency per backend, written atomically."""
-    import matplotlib
-
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for axis, stage in zip(axes, ('inference_ms', 'total_ms')):
@@ -206,11 +204,7 @@ def write_histogram(path: Path, results: dict[str, dict[str, Any]], title: str) 
         axis.legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    try:
-        with atomic_output(path) as tmp:
-            fig.savefig(tmp, dpi=110)
-    finally:
-        plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 @contextlib.contextmanager

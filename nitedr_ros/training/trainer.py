@@ -41,6 +41,7 @@ from ..data.layouts import ImageSet, open_dataset
 from ..data.split import DEFAULT_VAL_FRACTION, Split, split_names
 from ..errors import ConfigError, OutputExistsError
 from ..evaluation.metrics import psnr, rgb_to_y
+from ..figures import pyplot, save_figure
 from ..fileio import atomic_output, write_text_atomic
 from ..machine import machine_info
 from ..modelspec import check_config, get_spec
@@ -454,10 +455,7 @@ def plot_curves(log_csv: Path, val_csv: Path, out_png: Path, metric_name: str = 
     rows = _read_csv(log_csv)
     if not rows:
         return None
-    import matplotlib
-
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     skip = {'step', 'lr', 'seconds', 's_per_step'}
     steps = [int(float(r['step'])) for r in rows]
@@ -482,12 +480,7 @@ def plot_curves(log_csv: Path, val_csv: Path, out_png: Path, metric_name: str = 
     axes[1].set_xlabel('step')
     axes[1].set_title('validation')
     fig.tight_layout()
-    try:
-        with atomic_output(out_png) as tmp:
-            fig.savefig(tmp, dpi=90)
-    finally:
-        plt.close(fig)
-    return out_png
+    return save_figure(fig, out_png, dpi=90)
 
 
 # ------------------------------------------------------------------ validation

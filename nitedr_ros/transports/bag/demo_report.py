@@ -22,6 +22,7 @@ import numpy as np
 from ...core.clock import header_stamp_ns
 from ...core.images import message_to_frame
 from ...core.topics import MODE_OUTPUTS, MODE_STREAMS, OUTPUT_SOURCE, OUTPUT_TOPICS, STREAM_TOPICS
+from ...figures import pyplot, save_figure
 from ...pipeline.timing import percentile_summary
 from .derain import LATENCY_PERCENTILES
 from .reader import iter_raw, open_bag
@@ -178,10 +179,7 @@ def _grid_columns(mode: str) -> list[str]:
 
 def _plot_grid(path: Path, columns: list[str], row_stamps: list[int], inputs: Mapping[tuple[str, int], Any],
                outputs: Mapping[tuple[str, int], Any], mode: str, first_stamp: int) -> None:
-    import matplotlib
-
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rows = max(1, len(row_stamps))
     figure, axes = plt.subplots(rows, len(columns), figsize=(3.2 * len(columns), 2.5 * rows), squeeze=False)
@@ -205,16 +203,12 @@ def _plot_grid(path: Path, columns: list[str], row_stamps: list[int], inputs: Ma
                 axis.set_ylabel(f'stamp +{(row_stamps[r] - first_stamp) / 1e9:.2f} s', fontsize=8)
     figure.suptitle(f'nitedr demo ({mode} mode): inputs and outputs of the same sets', fontsize=11)
     figure.tight_layout()
-    figure.savefig(path, dpi=90)
-    plt.close(figure)
+    save_figure(figure, path, dpi=90)
 
 
 def _plot_latency(path: Path, timeline: list[tuple[float, float]], debug: Mapping[str, list[float]],
                   end_to_end: list[float], end_to_end_summary: Mapping[str, float]) -> None:
-    import matplotlib
-
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
     if timeline:
@@ -243,8 +237,7 @@ def _plot_latency(path: Path, timeline: list[tuple[float, float]], debug: Mappin
     right.set_ylabel('sets')
     right.set_title('end-to-end latency distribution')
     figure.tight_layout()
-    figure.savefig(path, dpi=90)
-    plt.close(figure)
+    save_figure(figure, path, dpi=90)
 
 
 def _counts(diagnostics: Any, streams: tuple[str, ...]) -> dict[str, Any]:
