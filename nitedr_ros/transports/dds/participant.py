@@ -137,6 +137,17 @@ def qos_from_name(name: str, depth: int | None = None) -> QosProfile:
     return QosProfile(base.reliability, depth or base.depth, base.durability)
 
 
+def _ros_endpoint(entity_type: Any, node: DdsNode, topic: str, msgtype: str, qos: QosProfile,
+                  side: str) -> tuple[Any, Listener | None]:
+    """A DataWriter or DataReader on ``rt/<topic>`` with the type hash in USER_DATA, and its incompatible-QoS
+    listener (kept by the caller, so that it lives as long as the entity)."""
+    listener = _incompatible_listener(topic, side, node.qos_event_callback)
+    user_data = type_hash_user_data(node.typestore, msgtype)
+    entity = entity_type(node.participant, node.dds_topic(topic, msgtype), qos=qos.to_cyclone(user_data),
+                         listener=listener)
+    return entity, listener
+
+
 class RosPublisher:
     """A DDS writer on ``rt/<topic>`` for one ROS message type."""
 
@@ -144,10 +155,7 @@ class RosPublisher:
         self.topic = topic
         self.msgtype = msgtype
         self._codec = node.codecs.get(msgtype)
-        user_data = type_hash_user_data(node.typestore, msgtype)
-        self._listener = _incompatible_listener(topic, 'publisher', node.qos_event_callback)
-        self._writer = DataWriter(node.participant, node.dds_topic(topic, msgtype),
-                                  qos=qos.to_cyclone(user_data), listener=self._listener)
+        self._writer, self._listener = _ros_endpoint(DataWriter, node, topic, msgtype, qos, 'publisher')
         self._ref = self._writer._ref
 
     def publish(self, msg: Any) -> None:
@@ -179,10 +187,7 @@ class RosSubscription:
         self.bad_payloads = 0
         self.callback_errors = 0
         self._codec = node.codecs.get(msgtype)
-        user_data = type_hash_user_data(node.typestore, msgtype)
-        self._listener = _incompatible_listener(topic, 'subscription', node.qos_event_callback)
-        self._reader = DataReader(node.participant, node.dds_topic(topic, msgtype),
-                                  qos=qos.to_cyclone(user_data), listener=self._listener)
+        self._reader, self._listener = _ros_endpoint(DataReader, node, topic, msgtype, qos, 'subscription')
         self._ref = self._reader._ref
         self.condition = ReadCondition(self._reader, _ANY_STATE)
 
