@@ -29,6 +29,7 @@ import numpy as np
 from ...errors import ConfigError
 from ...paths import SAMPLES_DIR, shared_data_dir
 from .reader import CAMERA_INFO, IMAGE
+from .ros2_messages import Ros2Messages
 from .writer import AtomicBagWriter, ros2_typestore
 
 log = logging.getLogger(__name__)
@@ -221,6 +222,7 @@ def make_sample(out: str | Path, spec: SampleSpec | None = None, *, force: bool 
     sources = load_sources()
     typestore = ros2_typestore()
     types = typestore.types
+    messages = Ros2Messages(typestore)
     rng = np.random.default_rng(spec.seed)
     height, width = spec.height, spec.width
     scene_images = [(_cover(rgb, height, width, 1.2), _cover(ir, height, width, 1.2))
@@ -261,9 +263,7 @@ def make_sample(out: str | Path, spec: SampleSpec | None = None, *, force: bool 
             frames = [scene_frame(t, 1 if camera.stream == 'thermal' else 0) for t in times]
         info = _camera_info(types, camera, width, height, focal)
         for stamp, image in zip(stamps, frames):
-            header = types['std_msgs/msg/Header'](
-                types['builtin_interfaces/msg/Time'](stamp // 1_000_000_000, stamp % 1_000_000_000),
-                camera.frame_id)
+            header = messages.header(stamp, camera.frame_id)
             channels = 1 if camera.encoding == 'mono8' else 3
             msg = types[IMAGE](header, height, width, camera.encoding, 0, width * channels,
                                np.ascontiguousarray(image).reshape(-1))
