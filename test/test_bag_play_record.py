@@ -15,8 +15,9 @@ from bag_messages import messages_by_topic
 from nitedr_ros.core.clock import header_stamp_ns, stamp_to_ns
 from nitedr_ros.transports.bag.player import BagPlayer
 from nitedr_ros.transports.bag.reader import BagError, iter_raw, open_bag
-from nitedr_ros.transports.bag.recorder import BagRecorder, ros_type_from_dds
+from nitedr_ros.transports.bag.recorder import BagRecorder
 from nitedr_ros.transports.bag.sample import SampleSpec, make_sample
+from nitedr_ros.transports.dds.idl import ros_type_from_dds
 
 
 def test_ros_type_names_from_dds():

@@ -21,6 +21,7 @@ from typing import Any
 
 from cyclonedds.builtin import BuiltinDataReader, BuiltinTopicDcpsPublication
 
+from ..dds.idl import ros_type_from_dds
 from ..dds.names import ros_topic_name
 from ..dds.participant import SENSOR_DATA, DdsNode, QosProfile
 from .writer import AtomicBagWriter, ros2_typestore
@@ -29,14 +30,6 @@ log = logging.getLogger(__name__)
 
 # deep reader history: the recorder must not lose samples that arrive while it writes to disk
 RECORD_QOS = QosProfile('reliable', 100)
-
-
-def ros_type_from_dds(type_name: str) -> str | None:
-    """``sensor_msgs::msg::dds_::Image_`` -> ``sensor_msgs/msg/Image`` (None if not a ROS 2 type name)."""
-    parts = type_name.split('::')
-    if len(parts) != 4 or parts[2] != 'dds_' or not parts[3].endswith('_'):
-        return None
-    return f'{parts[0]}/{parts[1]}/{parts[3][:-1]}'
 
 
 @dataclass

@@ -44,6 +44,14 @@ def dds_type_name(msgtype: str) -> str:
     return f'{package}::{kind}::dds_::{name}_'
 
 
+def ros_type_from_dds(type_name: str) -> str | None:
+    """``sensor_msgs::msg::dds_::Image_`` -> ``sensor_msgs/msg/Image`` (None if not a ROS 2 type name)."""
+    parts = type_name.split('::')
+    if len(parts) != 4 or parts[2] != 'dds_' or not parts[3].endswith('_'):
+        return None
+    return f'{parts[0]}/{parts[1]}/{parts[3][:-1]}'
+
+
 def type_hash_user_data(typestore: Any, msgtype: str) -> bytes:
     """The USER_DATA ROS 2 (Iron and later) attaches to endpoints: ``typehash=RIHS01_<hex>;``."""
     return f'typehash={typestore.hash_rihs01(msgtype)};'.encode()
