@@ -12,7 +12,6 @@ pytest.importorskip('rosbags')
 pytest.importorskip('onnxruntime')
 
 from bag_messages import messages_by_topic
-
 from nitedr_ros.cli import main as cli_main
 from nitedr_ros.core.clock import header_stamp_ns
 from nitedr_ros.engines import tiny_models

@@ -11,7 +11,6 @@ pytest.importorskip('cyclonedds')
 pytest.importorskip('rosbags')
 
 from bag_messages import messages_by_topic
-
 from nitedr_ros.core.clock import header_stamp_ns, stamp_to_ns
 from nitedr_ros.transports.bag.player import BagPlayer
 from nitedr_ros.transports.bag.reader import BagError, iter_raw, open_bag

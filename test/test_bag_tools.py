@@ -16,7 +16,6 @@ import pytest
 pytest.importorskip('rosbags')
 
 from bag_messages import messages_by_topic
-
 from nitedr_ros.cli import main as cli_main
 from nitedr_ros.core.clock import header_stamp_ns
 from nitedr_ros.errors import NitedrError, OutputExistsError

@@ -8,7 +8,6 @@ from pathlib import Path
 import cv2
 import pytest
 import torch
-from roadscene_data import make_roadscene
 
 from nitedr_ros.cli import main as cli_main
 from nitedr_ros.data.layouts import open_dataset
@@ -18,6 +17,7 @@ from nitedr_ros.evaluation import metrics
 from nitedr_ros.evaluation.evaluate import EvalOptions, evaluate
 from nitedr_ros.networks import build_network
 from nitedr_ros.networks.checkpoint import save_checkpoint
+from roadscene_data import make_roadscene
 
 
 def _checkpoint(tmp_path: Path, network: str) -> Path:

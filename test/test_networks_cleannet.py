@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from network_budget import check_realtime_budget
 
+from network_budget import check_realtime_budget
 from nitedr_ros.errors import ConfigError
 from nitedr_ros.modelspec import get_spec
 from nitedr_ros.networks import build_network, cleannet

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from network_budget import check_realtime_budget
 
+from network_budget import check_realtime_budget
 from nitedr_ros.errors import ConfigError
 from nitedr_ros.modelspec import STEREOIRR_THIRD_PARTY_PARAMS
 from nitedr_ros.networks import build_network, stereoirr

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from roadscene_data import make_roadscene
 
 from nitedr_ros.data.layouts import open_dataset
 from nitedr_ros.networks import build_network
 from nitedr_ros.training.datasets import PatchDataset, PatchSettings, batch_indices, collate
 from nitedr_ros.training.objectives import build_objective, recipe
+from roadscene_data import make_roadscene
 
 
 def _batch(kind: str, tmp_path: Path, negatives: int = 0, patch: int = 16) -> dict[str, torch.Tensor]:

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from roadscene_data import make_roadscene
 
 from nitedr_ros.cli import main as cli_main
 from nitedr_ros.errors import ConfigError, OutputExistsError
 from nitedr_ros.networks.checkpoint import load_checkpoint, read_checkpoint
 from nitedr_ros.training.trainer import TrainOptions, train
+from roadscene_data import make_roadscene
 
 
 def _options(data: Path, out: Path, **kw) -> TrainOptions:
