@@ -35,6 +35,7 @@ class NetworkSpec:
     multiple_of: int
     module: str  # torch implementation, imported only by offline tools
     published_params: int | None  # paper configuration, where code was published
+    third_party_params: int | None = None  # paper configuration, a third party's figure (no code published)
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -44,6 +45,9 @@ class NetworkSpec:
     def output_names(self) -> tuple[str, ...]:
         return tuple(t.name for t in self.outputs)
 
+
+# Third-party figure for StereoIRR (no published code): APANet README, Table II.
+STEREOIRR_THIRD_PARTY_PARAMS = 39_690_000
 
 _RGB_IN = TensorSpec('image', 3, 'rainy RGB')
 _DERAINED = TensorSpec('derained', 3, 'derained RGB')
@@ -61,16 +65,13 @@ NETWORKS: dict[str, NetworkSpec] = {
                     (TensorSpec('left', 3, 'rainy left RGB'), TensorSpec('right', 3, 'rainy right RGB')),
                     (TensorSpec('left_derained', 3, 'derained left RGB'),
                      TensorSpec('right_derained', 3, 'derained right RGB')),
-                    8, 'nitedr_ros.networks.stereoirr', None),
+                    8, 'nitedr_ros.networks.stereoirr', None, STEREOIRR_THIRD_PARTY_PARAMS),
         NetworkSpec('rainmer', 'Rainmer (DRSformer backbone + detail/degradation/illumination prompts)',
                     (_RGB_IN,), (_DERAINED,), 8, 'nitedr_ros.networks.rainmer', 35_825_344),
         NetworkSpec('mspfn', 'MSPFN (multi-scale progressive fusion, M17N1)',
                     (_RGB_IN,), (_DERAINED,), 8, 'nitedr_ros.networks.mspfn', 15_823_424),
     )
 }
-
-# Third-party figure for StereoIRR (no published code): APANet README, Table II.
-STEREOIRR_THIRD_PARTY_PARAMS = 39_690_000
 
 
 def get_spec(name: str) -> NetworkSpec:

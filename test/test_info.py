@@ -63,3 +63,18 @@ def test_info_all_ten_pairs_at_1280x720(capsys):
         published = get_spec(network).published_params
         if published:
             assert abs(paper['params'] - published) <= 0.01 * published, network
+
+
+def test_info_reports_stereoirr_next_to_the_third_party_figure(capsys):
+    rows = _info_json(capsys, '--network', 'stereoirr', '--height', '16', '--width', '16')
+    by_config = {r['config']: r for r in rows}
+    paper = by_config['paper']
+    figure = get_spec('stereoirr').third_party_params
+    assert figure and paper['third_party_params'] == figure
+    assert paper['params_vs_third_party_pct'] == pytest.approx(100.0 * (paper['params'] - figure) / figure,
+                                                               abs=1e-3)
+    assert 'published_params' not in paper and 'third_party_params' not in by_config['realtime']
+    argv = ['info', '--network', 'stereoirr', '--config', 'paper', '--height', '16', '--width', '16']
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert f'{figure:,}*' in text and 'third-party figure, no published code' in text

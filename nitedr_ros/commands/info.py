@@ -67,6 +67,10 @@ def describe(network: str, config: str, height: int, width: int) -> dict[str, An
         row['published_params'] = spec.published_params
         row['params_vs_published_pct'] = round(100.0 * (params - spec.published_params)
                                                / spec.published_params, 3)
+    if config == 'paper' and spec.third_party_params:
+        row['third_party_params'] = spec.third_party_params
+        row['params_vs_third_party_pct'] = round(100.0 * (params - spec.third_party_params)
+                                                 / spec.third_party_params, 3)
     return row
 
 
@@ -87,15 +91,26 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return '(nothing to show)'
     size = f'{rows[0]["width"]}x{rows[0]["height"]}'
-    header = f'{"network":<10} {"config":<9} {"params":>12} {"GFLOPs@" + size:>16}  {"paper/this":>10}  ' \
-             f'{"inputs":<26} {"outputs":<38} {"multiple":>8}'
+    header = f'{"network":<10} {"config":<9} {"params":>12} {"reference":>14} {"GFLOPs@" + size:>16}  ' \
+             f'{"paper/this":>10}  {"inputs":<26} {"outputs":<38} {"multiple":>8}'
     lines = [header, '-' * len(header)]
     for r in rows:
         ratio = f'{r["paper_gflops_ratio"]:g}x' if 'paper_gflops_ratio' in r else ''
-        lines.append(f'{r["network"]:<10} {r["config"]:<9} {r["params"]:>12,} {r["gflops"]:>16,.2f}  '
-                     f'{ratio:>10}  {_io(r["inputs"]):<26} {_io(r["outputs"]):<38} {r["multiple_of"]:>8}')
+        reference = ''
+        if 'published_params' in r:
+            reference = f'{r["published_params"]:,}'
+        elif 'third_party_params' in r:
+            reference = f'{r["third_party_params"]:,}*'
+        lines.append(f'{r["network"]:<10} {r["config"]:<9} {r["params"]:>12,} {reference:>14} '
+                     f'{r["gflops"]:>16,.2f}  {ratio:>10}  {_io(r["inputs"]):<26} {_io(r["outputs"]):<38} '
+                     f'{r["multiple_of"]:>8}')
     notes = [f'{r["network"]} paper: {r["params"]:,} parameters vs {r["published_params"]:,} published '
              f'({r["params_vs_published_pct"]:+.2f}%)' for r in rows if 'published_params' in r]
+    notes += [f'{r["network"]} paper: {r["params"]:,} parameters vs {r["third_party_params"]:,} third-party '
+              f'figure, no published code ({r["params_vs_third_party_pct"]:+.2f}%)'
+              for r in rows if 'third_party_params' in r]
+    if any('third_party_params' in r for r in rows):
+        notes.append('reference: published parameter count; * = third-party figure (no published code)')
     if any(r['width'] != rows[0]['width'] or r['height'] != rows[0]['height'] for r in rows):
         notes.append('sizes differ per network: each was padded up to its multiple (see --json)')
     return '\n'.join(lines + (['', *notes] if notes else []))
