@@ -6,16 +6,20 @@ Conventions (each function's docstring gives its formula):
   in [0, 1]; floats are quantized to 8 bit first (``round(255 x)``), as the papers evaluate saved images.
   The single metrics below them take 2-D arrays on the 0..255 scale as given. Float64 throughout.
 * **Deraining** (PSNR/SSIM "on Y", the deraining papers' convention): Y = BT.601 studio-swing luma of RGB,
-  ``Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255`` with R, G, B in 0..255 (Y in 16..235), not rounded;
-  PSNR peak 255; SSIM with an 11x11 Gaussian window (sigma 1.5), K1 0.01, K2 0.03, L 255, averaged over the
-  valid region (no padding). "RGB" variants: PSNR over all three channels, SSIM averaged over channels.
+  ``Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255`` with R, G, B in 0..255 (Y in 16..235), **rounded to
+  integers** by default as MATLAB's ``rgb2ycbcr`` does on uint8 images (the deraining papers' MATLAB
+  scripts; ``round_y=False`` keeps the fractional Y that Python ports such as BasicSR use); PSNR peak 255;
+  SSIM with an 11x11 Gaussian window (sigma 1.5), K1 0.01, K2 0.03, L 255, averaged over the valid region
+  (no padding). "RGB" variants: PSNR over all three channels, SSIM averaged over channels.
 * **Fusion** (sources A = visible, B = infrared, F = fused): colour images are converted to grey with
   full-range BT.601 luma (0.299 R + 0.587 G + 0.114 B, as OpenCV's grey). Aggregation over the two sources:
   PSNR, MSE, SSIM, MS-SSIM, VIF, CC, FMI_* are the **mean** of the two source-vs-fused values; MI is the
   **sum** ``MI(A,F) + MI(B,F)`` (Qu et al.'s definition, used throughout the fusion literature); Qabf has its
   own two-source formula; EN, SD, SF describe F alone. Fusion MSE is computed on images scaled to [0, 1] and
   fusion PSNR is ``10 log10(255^2 / MSE)``, the fusion toolboxes' convention that gives Table II's ~64 dB
-  (it is not the PSNR of deraining). Undefined cases (e.g. CC or Qabf of constant images) return NaN.
+  (it is not the PSNR of deraining). FMI_pixel / FMI_dct / FMI_w follow Haghighat's fast-FMI ``fmi.m``
+  (features ``none``, ``dct``, ``wavelet``; see :func:`fmi_windows`); FMI_w needs PyWavelets, imported only
+  when it is computed. Undefined cases (e.g. CC or Qabf of images without edges) return NaN.
 """
 
 from __future__ import annotations
@@ -41,12 +45,16 @@ def as_255(image: np.ndarray) -> np.ndarray:
     return np.round(np.clip(image.astype(np.float64), 0.0, 1.0) * 255.0)
 
 
-def rgb_to_y(image: np.ndarray) -> np.ndarray:
-    """BT.601 studio-swing Y (16..235) of an RGB image (H, W, 3); a grey image is returned as is (0..255)."""
+def rgb_to_y(image: np.ndarray, round_y: bool = True) -> np.ndarray:
+    """BT.601 studio-swing Y (16..235) of an RGB image (H, W, 3); a grey image is returned as is (0..255).
+
+    ``round_y``: round to integers (halves away from zero) like MATLAB's ``rgb2ycbcr`` on uint8 input.
+    """
     x = as_255(image)
     if x.ndim == 2:
         return x
-    return 16.0 + x[..., :3] @ _Y601_STUDIO
+    y = 16.0 + x[..., :3] @ _Y601_STUDIO
+    return np.floor(y + 0.5) if round_y else y
 
 
 def to_grey(image: np.ndarray) -> np.ndarray:
@@ -161,11 +169,12 @@ def _halve(x: np.ndarray) -> np.ndarray:
     return 0.25 * (x[0::2, 0::2] + x[1::2, 0::2] + x[0::2, 1::2] + x[1::2, 1::2])
 
 
-def derain_metrics(derained: np.ndarray, clean: np.ndarray) -> dict[str, float]:
-    """PSNR/SSIM on Y (BT.601 studio swing) and on RGB of a derained image against its clean target."""
+def derain_metrics(derained: np.ndarray, clean: np.ndarray, round_y: bool = True) -> dict[str, float]:
+    """PSNR/SSIM on Y (BT.601 studio swing, rounded unless ``round_y`` is False) and on RGB of a derained
+    image against its clean target."""
     if derained.shape != clean.shape:
         raise ValueError(f'shapes differ: {derained.shape} vs {clean.shape}')
-    y_d, y_c = rgb_to_y(derained), rgb_to_y(clean)
+    y_d, y_c = rgb_to_y(derained, round_y), rgb_to_y(clean, round_y)
     rgb_d, rgb_c = as_255(derained), as_255(clean)
     return {'psnr_y': psnr(y_d, y_c), 'ssim_y': ssim(y_d, y_c),
             'psnr_rgb': psnr(rgb_d, rgb_c), 'ssim_rgb': ssim(rgb_d, rgb_c)}
@@ -273,11 +282,12 @@ QABF_CONSTANTS = {'gamma_g': 0.9994, 'kappa_g': -15.0, 'sigma_g': 0.5,
 def sobel_strength_orientation(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sobel edge strength ``sqrt(sx^2 + sy^2)`` and orientation ``atan(sy / sx)`` (pi/2 where sx = 0).
 
-    Borders are replicated.
+    Outside the image is zero, as the toolbox's ``filter2(kernel, image, 'same')``: the frame of a bright
+    image therefore has edges (a constant image has edge strength only on its border).
     """
     x = image.astype(np.float64)
-    sx = cv2.filter2D(x, cv2.CV_64F, _SOBEL_X, borderType=cv2.BORDER_REPLICATE)
-    sy = cv2.filter2D(x, cv2.CV_64F, _SOBEL_X.T, borderType=cv2.BORDER_REPLICATE)
+    sx = cv2.filter2D(x, cv2.CV_64F, _SOBEL_X, borderType=cv2.BORDER_CONSTANT)
+    sy = cv2.filter2D(x, cv2.CV_64F, _SOBEL_X.T, borderType=cv2.BORDER_CONSTANT)
     strength = np.sqrt(sx * sx + sy * sy)
     with np.errstate(divide='ignore', invalid='ignore'):
         orientation = np.where(sx == 0, math.pi / 2, np.arctan(sy / np.where(sx == 0, 1.0, sx)))
@@ -304,6 +314,10 @@ def qabf(a: np.ndarray, b: np.ndarray, f: np.ndarray) -> float:
     (Gg 0.9994, kg -15, sg 0.5, Ga 0.9879, ka -22, sa 0.8), and
     ``Qabf = sum(Q_AF g_A + Q_BF g_B) / sum(g_A + g_B)``; NaN when A and B have no edges at all.
     Perfect transfer gives ``Q = Gg/(1+e^{-7.5}) * Ga/(1+e^{-4.4}) ~ 0.9748``, not 1, by construction.
+    Sobel responses as the toolbox's ``analysis_Qabf.m`` (zero outside the image; its ``conv2`` kernels flip
+    the sign of the orientation of every image alike, which leaves ``A`` unchanged). One deliberate
+    difference: where ``g_S == g_F`` the toolbox sets ``G = g_F`` (the strength, not the ratio 1); that
+    changes ``Q`` by at most 0.06 % for 8-bit images and makes it scale-dependent, so G = 1 is kept here.
     """
     g_a, al_a = sobel_strength_orientation(a)
     g_b, al_b = sobel_strength_orientation(b)
@@ -316,8 +330,17 @@ def qabf(a: np.ndarray, b: np.ndarray, f: np.ndarray) -> float:
 
 # ------------------------------------------------------------------ FMI
 
-def _dct_matrix(n: int) -> np.ndarray:
-    """Orthonormal DCT-II matrix (n x n)."""
+FMI_FEATURES: tuple[str, ...] = ('pixel', 'dct', 'wavelet')
+
+# The discrete Meyer filters MATLAB's dwt2(..., 'dmey') uses have 102 taps; PyWavelets' 'dmey' is a shorter
+# (62-tap) FIR approximation of the same wavelet, centred on the same sample. Padding it with 20 zeros on
+# each side gives MATLAB's filter length, hence MATLAB's sub-band size floor((N + 101) / 2) and alignment
+# under the same half-point symmetric extension; the coefficients agree to the approximation's ~1e-3.
+_DMEY_PAD = 20
+
+
+def dct_matrix(n: int) -> np.ndarray:
+    """Orthonormal DCT-II matrix (n x n): ``sqrt(2/n) cos(pi (2i + 1) k / 2n)``, row 0 scaled by 1/sqrt(2)."""
     k = np.arange(n)[:, None]
     i = np.arange(n)[None, :]
     m = np.cos(math.pi * (2 * i + 1) * k / (2 * n)) * math.sqrt(2.0 / n)
@@ -325,106 +348,135 @@ def _dct_matrix(n: int) -> np.ndarray:
     return m
 
 
-def _haar_matrix(n: int) -> np.ndarray:
-    """Orthonormal Haar transform matrix (n a power of two), full decomposition."""
-    if n == 1:
-        return np.ones((1, 1))
-    half = _haar_matrix(n // 2)
-    top = np.kron(half, [1.0, 1.0])
-    bottom = np.kron(np.eye(n // 2), [1.0, -1.0])
-    return np.vstack([top, bottom]) / math.sqrt(2.0)
+def dct_feature(image: np.ndarray) -> np.ndarray:
+    """MATLAB ``dct2``: the orthonormal 2-D DCT-II of the whole image, ``D_h X D_w^T``."""
+    x = image.astype(np.float64)
+    return dct_matrix(x.shape[0]) @ x @ dct_matrix(x.shape[1]).T
 
 
-def _windows(x: np.ndarray, size: int) -> np.ndarray:
-    """All size x size windows (stride 1) of a 2-D array: (N, size, size)."""
-    view = np.lib.stride_tricks.sliding_window_view(x, (size, size))
-    return view.reshape(-1, size, size)
+def wavelet_feature(image: np.ndarray) -> np.ndarray:
+    """One level of ``dwt2(image, 'dmey')`` laid out as ``[cA cH; cV cD]`` and rescaled to [0, 1] (all ones
+    when constant), as ``fmi.m`` does. Needs PyWavelets (imported here, so the other metrics do not)."""
+    try:
+        import pywt
+    except ImportError:
+        from ..errors import ConfigError
+
+        raise ConfigError('FMI_w needs PyWavelets, which is not installed: pip install PyWavelets (or the '
+                          'train extra), or leave FMI out (nitedr eval --skip-fmi)') from None
+    dmey = pywt.Wavelet('dmey')
+    zeros = [0.0] * _DMEY_PAD
+    bank = [zeros + list(f) + zeros for f in dmey.filter_bank]
+    wavelet = pywt.Wavelet('dmey102', filter_bank=bank)
+    c_a, (c_h, c_v, c_d) = pywt.dwt2(image.astype(np.float64), wavelet, mode='symmetric')
+    feature = np.block([[c_a, c_h], [c_v, c_d]])
+    lo, hi = feature.min(), feature.max()
+    return np.ones_like(feature) if hi == lo else (feature - lo) / (hi - lo)
 
 
-FMI_FEATURES: dict[str, tuple[int, Callable[[np.ndarray], np.ndarray] | None]] = {}
+def fmi_feature_map(image: np.ndarray, feature: str) -> np.ndarray:
+    """The feature image FMI slides its window over: grey levels, ``dct2`` or the rescaled dmey DWT."""
+    if feature == 'pixel':
+        return image.astype(np.float64)
+    if feature == 'dct':
+        return dct_feature(image)
+    if feature == 'wavelet':
+        return wavelet_feature(image)
+    raise ValueError(f'unknown FMI feature {feature!r}; choose one of {", ".join(FMI_FEATURES)}')
 
 
-def _feature_vectors(image: np.ndarray, feature: str) -> np.ndarray:
-    size, transform = FMI_FEATURES[feature]
-    win = _windows(image.astype(np.float64), size)
-    if transform is not None:
-        win = transform(win)
-    return win.reshape(win.shape[0], -1)
+def fmi_window_vectors(feature_map: np.ndarray, size: int = 3) -> np.ndarray:
+    """Every ``size x size`` window (stride 1, row-major window order) flattened column by column, as
+    MATLAB's ``sub(:)``: shape (windows, size^2)."""
+    view = np.lib.stride_tricks.sliding_window_view(feature_map, (size, size))
+    return view.transpose(0, 1, 3, 2).reshape(-1, size * size)
 
 
-def _dct_windows(win: np.ndarray) -> np.ndarray:
-    m = _dct_matrix(win.shape[1])
-    return m @ win @ m.T
+def _window_pdfs(x: np.ndarray) -> np.ndarray:
+    """Each row rescaled to [0, 1] (all ones when constant) and divided by its sum."""
+    lo, hi = x.min(axis=1, keepdims=True), x.max(axis=1, keepdims=True)
+    span = hi - lo
+    flat = span == 0
+    scaled = np.where(flat, 1.0, (x - lo) / np.where(flat, 1.0, span))
+    return scaled / scaled.sum(axis=1, keepdims=True)
 
 
-def _haar_windows(win: np.ndarray) -> np.ndarray:
-    m = _haar_matrix(win.shape[1])
-    return m @ win @ m.T
-
-
-FMI_FEATURES.update({'pixel': (3, None), 'dct': (3, _dct_windows), 'wavelet': (4, _haar_windows)})
+def _entropy_rows(p: np.ndarray) -> np.ndarray:
+    """``-sum p log2 |p|`` over the non-zero entries of each row (all axes but the first)."""
+    axes = tuple(range(1, p.ndim))
+    nonzero = p != 0
+    safe = np.where(nonzero, np.abs(p), 1.0)
+    return -(np.where(nonzero, p * np.log2(safe), 0.0)).sum(axis=axes)
 
 
 def fmi_windows(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Normalised feature MI of paired feature vectors (rows of ``u``, ``v``), one value per row.
+    """Normalised feature MI of paired windows (rows of ``u`` = source, ``v`` = fused), one value per row.
 
-    Following Haghighat & Razian's fast FMI: each vector, shifted to a minimum of 0, is a pdf over its
-    n positions (rows that are constant: pdf undefined). With cdfs ``Cu``, ``Cv`` and the Pearson
-    correlation ``c`` of the raw vectors, the joint cdf is the Frechet-bound mixture
-    ``c min(Cu_i, Cv_j) + (1 - c) Cu_i Cv_j`` (``c >= 0``) or
-    ``-c max(Cu_i + Cv_j - 1, 0) + (1 + c) Cu_i Cv_j`` (``c < 0``); the joint pdf is its 2-D difference.
-    ``FMI = 2 I / (H_u + H_v)`` (bits). Both constant: 1; exactly one constant: 0;
-    ``H_u + H_v = 0``: 1 if the pdfs are equal, else 0.
+    Haghighat & Razian's fast FMI (``fmi.m`` / ``analysis_fmi.m`` of the fusion toolboxes; M. Haghighat,
+    M. A. Razian, "Fast-FMI: non-reference image fusion metric", AICT 2014). Rows are windows flattened
+    column by column (:func:`fmi_window_vectors`); the order matters because of the cdfs.
+
+    * Identical rows: 1.
+    * pdf of a row: the row rescaled to [0, 1] (all ones when constant), divided by its sum; ``C`` its cdf.
+    * ``c``: Pearson correlation of the two pdfs (0 when their centred dot product is 0).
+    * Population standard deviations of the pdfs with the positions ``1..n`` as values:
+      ``sd = sqrt(sum i^2 p_i - (sum i p_i)^2)``.
+    * ``c >= 0``: the joint cdf mixes the upper Frechet bound ``M_ij = min(Cv_i, Cu_j)`` with independence:
+      ``phi = c / corr_up``, ``corr_up = sum_ij (M_ij - Cv_i Cu_j) / (sd_v sd_u)`` (``phi = 0`` when c, sd_u
+      or sd_v is 0). ``c < 0``: the lower bound ``W_ij = max(Cv_i + Cu_j - 1, 0)`` with
+      ``theta = c / corr_lo`` likewise (0 when sd_u or sd_v is 0).
+    * Joint pdf ``P = w dB + (1 - w) pv pu^T``: ``dB`` the 2-D difference of the bound (``w`` = phi or
+      theta; w > 1 can make cells negative: entropy terms use ``-P log2 |P|``, as MATLAB's
+      ``real(-P log2 P)`` does).
+    * ``I = H_u + H_v - H_joint`` (entropies over non-zero cells, bits); ``FMI = 2 I / (H_u + H_v)``, and 0
+      when ``I == 0``. So two constant windows that differ give 0.
     """
-    u = u - u.min(axis=1, keepdims=True)
-    v = v - v.min(axis=1, keepdims=True)
-    su, sv = u.sum(axis=1), v.sum(axis=1)
-    const_u, const_v = su <= 1e-12, sv <= 1e-12
-    out = np.zeros(u.shape[0])
-    out[const_u & const_v] = 1.0
-    live = ~(const_u | const_v)
-    if not live.any():
-        return out
-    u, v = u[live], v[live]
-    pu, pv = u / su[live, None], v / sv[live, None]
-    uc, vc = u - u.mean(axis=1, keepdims=True), v - v.mean(axis=1, keepdims=True)
-    c = (uc * vc).sum(axis=1) / np.sqrt((uc * uc).sum(axis=1) * (vc * vc).sum(axis=1))
-    cu, cv = np.cumsum(pu, axis=1), np.cumsum(pv, axis=1)
-    cu3, cv3 = cu[:, :, None], cv[:, None, :]
-    joint_cdf = cu3 * cv3
-    pos = c >= 0
-    if pos.any():
-        cp = c[pos, None, None]
-        joint_cdf[pos] = cp * np.minimum(cu3[pos], cv3[pos]) + (1.0 - cp) * joint_cdf[pos]
-    if (~pos).any():
-        cn = c[~pos, None, None]
-        lower = np.maximum(cu3[~pos] + cv3[~pos] - 1.0, 0.0)
-        joint_cdf[~pos] = -cn * lower + (1.0 + cn) * joint_cdf[~pos]
-    padded = np.pad(joint_cdf, ((0, 0), (1, 0), (1, 0)))
-    joint = padded[:, 1:, 1:] - padded[:, :-1, 1:] - padded[:, 1:, :-1] + padded[:, :-1, :-1]
-    joint[joint < 1e-12] = 0.0  # rounding residue; the joint is 0 wherever a marginal is 0
-    tiny = 1e-300
-    indep = pu[:, :, None] * pv[:, None, :]
-    mi = (joint * np.log2(np.maximum(joint, tiny) / np.maximum(indep, tiny))).sum(axis=(1, 2))
-    hu = -(pu * np.log2(np.maximum(pu, tiny))).sum(axis=1)
-    hv = -(pv * np.log2(np.maximum(pv, tiny))).sum(axis=1)
-    hsum = hu + hv
-    same = np.all(np.isclose(pu, pv), axis=1)
-    safe = np.where(hsum > 1e-12, hsum, 1.0)
-    out[live] = np.where(hsum > 1e-12, 2.0 * mi / safe, np.where(same, 1.0, 0.0))
+    u, v = np.asarray(u, np.float64), np.asarray(v, np.float64)
+    if u.shape != v.shape or u.ndim != 2:
+        raise ValueError(f'fmi_windows needs two equal (windows, n) arrays, got {u.shape} and {v.shape}')
+    identical = np.all(u == v, axis=1)
+    pu, pv = _window_pdfs(u), _window_pdfs(v)
+    n = pu.shape[1]
+    du, dv = pu - pu.mean(axis=1, keepdims=True), pv - pv.mean(axis=1, keepdims=True)
+    dot = (du * dv).sum(axis=1)
+    norm = np.sqrt((du * du).sum(axis=1) * (dv * dv).sum(axis=1))
+    c = np.divide(dot, norm, out=np.zeros_like(dot), where=(dot != 0) & (norm > 0))
+    positions = np.arange(1, n + 1, dtype=np.float64)
+    sd_u = np.sqrt(np.maximum((positions ** 2 * pu).sum(axis=1) - ((positions * pu).sum(axis=1)) ** 2, 0.0))
+    sd_v = np.sqrt(np.maximum((positions ** 2 * pv).sum(axis=1) - ((positions * pv).sum(axis=1)) ** 2, 0.0))
+    cdf_v, cdf_u = np.cumsum(pv, axis=1)[:, :, None], np.cumsum(pu, axis=1)[:, None, :]
+    independent = cdf_v * cdf_u
+    upper = c >= 0
+    bound = np.where(upper[:, None, None], np.minimum(cdf_v, cdf_u),
+                     np.maximum(cdf_v + cdf_u - 1.0, 0.0))
+    cov_bound = (bound - independent).sum(axis=(1, 2))
+    live = (sd_u > 0) & (sd_v > 0) & (c != 0) & (cov_bound != 0)
+    weight = np.divide(c * sd_u * sd_v, cov_bound, out=np.zeros_like(c), where=live)
+    padded = np.pad(bound, ((0, 0), (1, 0), (1, 0)))
+    bound_pdf = padded[:, 1:, 1:] - padded[:, :-1, 1:] - padded[:, 1:, :-1] + padded[:, :-1, :-1]
+    w = weight[:, None, None]
+    joint = w * bound_pdf + (1.0 - w) * pv[:, :, None] * pu[:, None, :]
+    h_u, h_v = _entropy_rows(pu), _entropy_rows(pv)
+    mi = h_u + h_v - _entropy_rows(joint)
+    total = h_u + h_v
+    out = np.divide(2.0 * mi, total, out=np.zeros_like(mi), where=(mi != 0) & (total != 0))
+    out[identical] = 1.0
     return out
 
 
-def fmi(source: np.ndarray, fused: np.ndarray, feature: str = 'pixel') -> float:
-    """FMI of one source and the fused image: mean of :func:`fmi_windows` over all windows (stride 1).
+def fmi(source: np.ndarray, fused: np.ndarray, feature: str = 'pixel', window: int = 3) -> float:
+    """FMI of one source and the fused image: mean of :func:`fmi_windows` over every ``window x window``
+    position (stride 1) of the feature maps (:func:`fmi_feature_map`).
 
-    Features: ``pixel`` (3x3 windows of grey levels), ``dct`` (orthonormal 2-D DCT-II of 3x3 windows),
-    ``wavelet`` (orthonormal 2-D Haar transform, full depth, of 4x4 windows).
+    Features as in ``fmi.m``: ``pixel`` (``'none'``: grey levels), ``dct`` (``dct2`` of the whole image),
+    ``wavelet`` (one ``dmey`` level, ``[cA cH; cV cD]`` rescaled to [0, 1]; see :func:`wavelet_feature`).
+    The fusion table averages the two sources, which equals ``fmi.m``'s mean of ``(fmi_af + fmi_bf) / 2``.
     """
-    if feature not in FMI_FEATURES:
-        raise ValueError(f'unknown FMI feature {feature!r}; choose one of {", ".join(FMI_FEATURES)}')
-    u, v = _feature_vectors(source, feature), _feature_vectors(fused, feature)
-    chunk = max(1, 2_000_000 // (u.shape[1] ** 2))  # bounds the (chunk, n, n) temporaries
+    if source.shape != fused.shape:
+        raise ValueError(f'shapes differ: {source.shape} vs {fused.shape}')
+    u = fmi_window_vectors(fmi_feature_map(source, feature), window)
+    v = fmi_window_vectors(fmi_feature_map(fused, feature), window)
+    chunk = max(1, 1_000_000 // (u.shape[1] ** 2))  # bounds the (chunk, n, n) temporaries
     values = [fmi_windows(u[i:i + chunk], v[i:i + chunk]) for i in range(0, u.shape[0], chunk)]
     return float(np.mean(np.concatenate(values)))
 
