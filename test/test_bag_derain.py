@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -137,6 +138,19 @@ def test_output_is_never_overwritten_without_force(sample_bag, models, tmp_path)
     assert (out / 'metadata.yaml').is_file()
     with pytest.raises(BagError, match='is the input'):
         derain_bag(_options(sample_bag, sample_bag, models, mode='single', force=True))
+
+
+def test_force_never_touches_the_input_bag(sample_bag, models, tmp_path, capsys):
+    inbag = tmp_path / 'par' / 'inbag'
+    shutil.copytree(sample_bag, inbag)
+    before = _digest(inbag)
+    # the reviewer's case: OUT is the folder that holds IN
+    assert cli_main(['bag', 'derain', str(inbag), str(tmp_path / 'par'), '--force', '--no-progress']) == 2
+    assert 'contains the input' in capsys.readouterr().err
+    with pytest.raises(BagError, match='inside the input'):
+        derain_bag(_options(inbag, inbag / 'sub', models, mode='single', force=True))
+    assert _digest(inbag) == before and sorted(p.name for p in inbag.iterdir()) == sorted(
+        p.name for p in sample_bag.iterdir())
 
 
 class _InterruptingPipeline:

@@ -87,13 +87,71 @@ def test_bundled_sample_images_are_used_without_shared_data(tmp_path, monkeypatc
 
 def test_make_sample_refuses_to_overwrite_without_force(sample_bag, tmp_path):
     out = tmp_path / 'existing'
-    out.mkdir()
-    (out / 'keep.txt').write_text('mine')
+    shutil.copytree(sample_bag, out)
+    before = sorted(p.name for p in out.iterdir())
     with pytest.raises(OutputExistsError):
         make_sample(out, SMALL)
-    assert (out / 'keep.txt').read_text() == 'mine'
+    assert sorted(p.name for p in out.iterdir()) == before
     make_sample(out, SampleSpec(duration_s=0.3, width=32, height=32, cameras=('rgb',)), force=True)
-    assert not (out / 'keep.txt').exists() and (out / 'metadata.yaml').is_file()
+    assert set(messages_by_topic(out)) == {'/rgb/image', '/rgb/camera_info'}  # the old bag was replaced
+
+
+TINY = SampleSpec(duration_s=0.2, width=16, height=16, cameras=('rgb',))
+
+
+def test_force_never_replaces_a_folder_holding_anything_but_a_bag(sample_bag, tmp_path):
+    holder = tmp_path / 'holder'  # a folder that holds another bag (the reviewer's make-sample case)
+    shutil.copytree(sample_bag, holder / 'other_bag')
+    notes = tmp_path / 'notes'
+    notes.mkdir()
+    (notes / 'keep.txt').write_text('mine')
+    bag_plus = tmp_path / 'bag_plus'  # a bag folder with something else in it
+    shutil.copytree(sample_bag, bag_plus)
+    (bag_plus / 'calibration.yaml').write_text('mine')
+    for out, reason in ((holder, 'not a rosbag2 bag'), (notes, 'not a rosbag2 bag'),
+                        (bag_plus, 'holds nothing else')):
+        before = sorted(str(p.relative_to(out)) for p in out.rglob('*'))
+        with pytest.raises(BagError, match=reason):
+            make_sample(out, TINY, force=True)
+        assert sorted(str(p.relative_to(out)) for p in out.rglob('*')) == before, out
+    assert (notes / 'keep.txt').read_text() == 'mine'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['bag_plus', 'holder', 'notes']  # no partial left
+
+
+def test_force_replaces_a_file_an_empty_folder_or_a_bag(sample_bag, tmp_path):
+    file_out = tmp_path / 'was_a_file'
+    file_out.write_text('old')
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    old_bag = tmp_path / 'old_bag'
+    shutil.copytree(sample_bag, old_bag)
+    for out in (file_out, empty, old_bag):
+        make_sample(out, TINY, force=True)
+        assert set(messages_by_topic(out)) == {'/rgb/image', '/rgb/camera_info'}, out
+
+
+def test_output_must_stay_apart_from_the_input(sample_bag, tmp_path):
+    inbag = tmp_path / 'par' / 'inbag'
+    shutil.copytree(sample_bag, inbag)
+    (tmp_path / 'par' / 'other.txt').write_text('mine')
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob('*'))
+    for out, reason in ((inbag, 'is the input'), (tmp_path / 'par', 'contains the input'),
+                        (inbag / 'sub', 'inside the input'), (inbag / 'metadata.yaml', 'inside the input')):
+        with pytest.raises(BagError, match=reason):
+            AtomicBagWriter(out, force=True, protect=[inbag])
+    # the input given as its metadata.yaml or storage file protects the whole bag folder too
+    storage = next(p for p in inbag.iterdir() if p.suffix == '.db3')
+    for given in (inbag / 'metadata.yaml', storage):
+        with pytest.raises(BagError, match='is the input'):
+            AtomicBagWriter(inbag, force=True, protect=[given])
+    # symlinked paths are compared resolved
+    link = tmp_path / 'link'
+    link.symlink_to(tmp_path / 'par', target_is_directory=True)
+    with pytest.raises(BagError, match='inside the input'):
+        AtomicBagWriter(link / 'inbag' / 'out', protect=[inbag])
+    link.unlink()
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob('*')) == before
+    AtomicBagWriter(tmp_path / 'par' / 'beside', protect=[inbag])  # beside the input is fine
 
 
 def test_failed_write_leaves_no_output_and_no_partial_folder(tmp_path, monkeypatch):
@@ -135,6 +193,8 @@ def test_killed_writer_leaves_nothing_under_the_output_name(tmp_path):
 def test_output_path_checks(tmp_path, sample_bag):
     with pytest.raises(NitedrError, match='is the input'):
         AtomicBagWriter(sample_bag, force=True, protect=[sample_bag])
+    with pytest.raises(OutputExistsError):
+        AtomicBagWriter(sample_bag)
     with pytest.raises(BagError, match='storage'):
         AtomicBagWriter(tmp_path / 'x', storage='rosbag1')
     with pytest.raises(BagError, match='ROS 1'):

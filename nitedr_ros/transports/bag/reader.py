@@ -48,7 +48,7 @@ class ImageTopic:
         return f'{self.topic} ({self.msgtype.rsplit("/", 1)[-1]}, {self.count} messages)'
 
 
-def _bag_path(path: Path) -> Path:
+def bag_location(path: Path) -> Path:
     """Accept a rosbag2 folder, its metadata.yaml, a storage file inside it, a bare .mcap or a ROS 1 .bag."""
     if path.name == 'metadata.yaml':
         return path.parent
@@ -65,7 +65,7 @@ def open_bag(path: str | Path, *, default_typestore: Any = None) -> Iterator[Any
     given = Path(path).expanduser()
     if not given.exists():
         raise BagError(f'input bag not found: {given}')
-    bag = _bag_path(given)
+    bag = bag_location(given)
     if bag.is_dir() and not (bag / 'metadata.yaml').is_file():
         raise BagError(f'{bag} is not a rosbag2 folder (no metadata.yaml) and not a ROS 1 .bag file')
     if default_typestore is None:

@@ -1,9 +1,11 @@
 """Writing rosbag2 output safely: a temporary name renamed into place only when the bag is complete.
 
-``OUT`` is checked before any work (``--force`` needed to replace it); the bag is written to a hidden
-folder beside it (``.OUT.partial-<pid>/OUT``, so the storage file inside already carries the final name),
-and renamed to ``OUT`` after the writer has closed. Any error or interrupt removes the partial bag, so
-``OUT`` is never a half bag. Original topics of a ROS 1 bag are converted to ROS 2 message definitions.
+``OUT`` is checked before any work: it must not be, contain or lie inside an input bag; an existing OUT
+needs ``--force``, and even then only a file, an empty folder or a rosbag2 folder (``metadata.yaml`` and
+storage files, nothing else) is replaced, never a folder holding anything else. The bag is written to a
+hidden folder beside it (``.OUT.partial-<pid>/OUT``, so the storage file inside already carries the final
+name), and renamed to ``OUT`` after the writer has closed. Any error or interrupt removes the partial bag,
+so ``OUT`` is never a half bag. Original topics of a ROS 1 bag are converted to ROS 2 message definitions.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from ...paths import ensure_writable_output
-from .reader import BagError
+from .reader import BagError, bag_location
 
 STORAGES = ('sqlite3', 'mcap')
+# what a rosbag2 folder holds besides metadata.yaml: storage files, their sqlite companions, compressed files
+BAG_FILE_SUFFIXES = ('.db3', '.db3-shm', '.db3-wal', '.db3-journal', '.mcap', '.zstd')
 
 
 def ros2_typestore() -> Any:
@@ -52,21 +56,71 @@ def storage_of(bag: str | os.PathLike[str]) -> str:
     return 'sqlite3'
 
 
+def check_apart(out: str | os.PathLike[str], inputs: Sequence[str | os.PathLike[str]]) -> None:
+    """BagError when the output path is an input bag, lies inside one or contains one (resolved paths)."""
+    final = Path(out).expanduser().resolve()
+    for given in inputs:
+        path = Path(given).expanduser()
+        bag = bag_location(path).resolve() if path.exists() else path.resolve()
+        if final == bag:
+            raise BagError(f'output {out} is the input bag {given}; choose another output path')
+        if final.is_relative_to(bag):
+            raise BagError(f'output {out} lies inside the input bag {bag}; writing there would change the '
+                           'input: choose a path outside it')
+        if bag.is_relative_to(final):
+            raise BagError(f'output {out} contains the input bag {bag}; replacing it would delete the input: '
+                           'choose another output path')
+
+
+def _is_bag_file(entry: Path) -> bool:
+    return entry.is_file() and not entry.is_symlink() and (
+        entry.name == 'metadata.yaml' or entry.name.endswith(BAG_FILE_SUFFIXES))
+
+
+def check_replaceable(path: str | os.PathLike[str]) -> None:
+    """BagError unless ``path`` may be replaced by ``--force``: nothing there, a file (or a link), an empty
+    folder, or a rosbag2 folder (``metadata.yaml`` plus storage files and nothing else)."""
+    target = Path(path)
+    if target.is_symlink() or not target.exists() or not target.is_dir():
+        return
+    entries = sorted(target.iterdir())
+    if not entries:
+        return
+    if (target / 'metadata.yaml').is_file():
+        others = [entry for entry in entries if not _is_bag_file(entry)]
+        if not others:
+            return
+        raise BagError(f'--force replaces a rosbag2 folder only when it holds nothing else, but {target} '
+                       f'also holds {_listing(others)}; remove it yourself or choose another output path')
+    raise BagError(f'{target} is a folder that is not a rosbag2 bag (no metadata.yaml; it holds '
+                   f'{_listing(entries)}); --force replaces only a file, an empty folder or a rosbag2 '
+                   'folder: remove it yourself or choose another output path')
+
+
+def _listing(entries: Sequence[Path]) -> str:
+    names = [entry.name + ('/' if entry.is_dir() else '') for entry in entries[:3]]
+    more = f' and {len(entries) - 3} more' if len(entries) > 3 else ''
+    return ', '.join(names) + more
+
+
 class AtomicBagWriter:
-    """A rosbags rosbag2 ``Writer`` on a temporary path; ``commit()`` renames it to the final path."""
+    """A rosbags rosbag2 ``Writer`` on a temporary path; ``commit()`` renames it to the final path.
+
+    ``protect``: input bags the output must stay apart from (see :func:`check_apart`); ``force`` replaces an
+    existing output only where :func:`check_replaceable` allows it.
+    """
 
     def __init__(self, out: str | os.PathLike[str], *, storage: str = 'sqlite3', force: bool = False,
                  protect: Sequence[str | os.PathLike[str]] = ()) -> None:
         if storage not in STORAGES:
             raise BagError(f'unknown storage {storage!r}; choose {" or ".join(STORAGES)}')
         final = Path(out).expanduser()
-        for path in protect:
-            if final.resolve() == Path(path).expanduser().resolve():
-                raise BagError(f'output {final} is the input bag; choose another output path')
+        check_apart(final, protect)
         if final.suffix == '.bag':
             raise BagError(f'output {final} ends in .bag, which readers take for a ROS 1 bag file; '
                            'choose a folder name without it')
         self.final = ensure_writable_output(final, force)
+        check_replaceable(self.final)
         self.storage = storage
         self._staging = self.final.parent / f'.{self.final.name}.partial-{os.getpid()}'
         self.path = self._staging / self.final.name
@@ -97,6 +151,11 @@ class AtomicBagWriter:
             raise
         self.writer = None
         if self.final.exists() or self.final.is_symlink():
+            try:
+                check_replaceable(self.final)  # again: it may have changed while the bag was written
+            except BagError:
+                self.abort()
+                raise
             if self.final.is_dir() and not self.final.is_symlink():
                 shutil.rmtree(self.final)
             else:
