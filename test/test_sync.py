@@ -120,6 +120,28 @@ def test_min_interval_lets_a_provably_optimal_set_out_at_once():
     assert bounded.stamps() == [(100, 103)]
 
 
+def test_spacing_below_the_declared_bound_is_counted_per_topic_and_warned_once():
+    warnings = []
+
+    def warn(topic, gap_ns, bound_ns):
+        warnings.append((topic, gap_ns // MS, bound_ns // MS))
+
+    rec = Recorder('AB', slop_ns=15 * MS, min_interval_ns={'A': 10 * MS, 'B': 30 * MS}, interval_warning=warn)
+    # A: 10 ms apart (at the bound: fine), then 4 ms; B: 33, then 20 and 5 ms (both below its 30 ms)
+    rec.feed([('A', 100), ('B', 100), ('A', 110), ('B', 133), ('A', 114), ('B', 153), ('B', 158)])
+    assert rec.sync.interval_violations() == {'A': 1, 'B': 2}
+    assert warnings == [('A', 4, 10), ('B', 20, 30)]  # the first violation of each topic only
+    unbounded = Recorder('AB', slop_ns=15 * MS).feed([('A', 100), ('A', 100), ('B', 101)])
+    assert unbounded.sync.interval_violations() == {'A': 0, 'B': 0}
+
+
+def test_interval_violation_warns_through_the_module_logger_by_default(caplog):
+    rec = Recorder('AB', slop_ns=15 * MS, min_interval_ns=20 * MS)
+    with caplog.at_level('WARNING', logger='nitedr_ros.core.sync'):
+        rec.feed([('A', 100), ('A', 105), ('A', 110)])
+    assert caplog.text.count('below the declared lower bound') == 1
+
+
 def test_exact_group_requires_identical_stamps_and_drops_unpaired():
     rec = Recorder(
         ['rgb', 'left', 'right'], slop_ns=20 * MS, exact_groups=[('left', 'right')], min_interval_ns=30 * MS

@@ -19,7 +19,10 @@ Additions to the C++ policy:
   matched exactly first and enters the approximate search as one compound input.
 - ``min_interval_ns``: a lower bound on the stamp spacing per topic (C++ ``setInterMessageLowerBound``).
   With it a set is emitted as soon as its optimality is provable instead of waiting for the next
-  message; a set whose stamps are all equal is always emitted at once.
+  message; a set whose stamps are all equal is always emitted at once. The bound is a promise about the
+  input: two stamps of one topic closer than it void guarantee 5 (a set may have been emitted before a
+  better partner arrived). Such spacings are counted per topic (:meth:`Synchronizer.interval_violations`)
+  and warned about once per topic (as the C++ ``checkInterMessageBound`` does).
 - Out-of-order messages (stamp older than the previous one on that topic) are refused, not reordered.
 - Nothing is lost silently: every message ends in exactly one emitted set or one drop event
   (reason ``unmatched``, ``queue_overflow``, ``out_of_order`` or ``reset``), or is still pending.
@@ -32,6 +35,7 @@ Work per message is O(topics x queue_size) in the worst case (amortised O(topics
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -43,6 +47,8 @@ DROP_QUEUE_OVERFLOW = 'queue_overflow'
 DROP_OUT_OF_ORDER = 'out_of_order'
 DROP_RESET = 'reset'
 DROP_REASONS = (DROP_UNMATCHED, DROP_QUEUE_OVERFLOW, DROP_OUT_OF_ORDER, DROP_RESET)
+
+_LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -315,6 +321,8 @@ class Synchronizer:
     set spread, inclusive (``None`` = unbounded, as the C++ policy). ``exact_groups``: groups of topics that
     must match exactly. ``min_interval_ns``: stamp-spacing lower bound, one value or one per topic.
     ``callback(SyncedSet)`` and ``drop_callback(Dropped)`` run outside the lock, in event order.
+    ``interval_warning(topic, gap_ns, bound_ns)`` is called once per topic, outside the lock, for the first
+    spacing below its bound (default: a warning on this module's logger).
     """
 
     def __init__(
@@ -327,6 +335,7 @@ class Synchronizer:
         min_interval_ns: int | dict[str, int] = 0,
         callback: Callable[[SyncedSet], None] | None = None,
         drop_callback: Callable[[Dropped], None] | None = None,
+        interval_warning: Callable[[str, int, int], None] | None = None,
     ) -> None:
         self.topics = tuple(topics)
         if not self.topics or len(set(self.topics)) != len(self.topics):
@@ -343,6 +352,9 @@ class Synchronizer:
             if isinstance(min_interval_ns, dict)
             else dict.fromkeys(self.topics, min_interval_ns)
         )
+        self._bounds = {t: max(0, int(bounds.get(t, 0))) for t in self.topics}
+        self._violations = dict.fromkeys(self.topics, 0)
+        self._interval_warning = interval_warning or _warn_interval
         # channels: a lone topic or an exact group, ordered by first member in ``topics``
         self._channel_of: dict[str, int] = {}
         self._group_of: dict[str, _ExactGroup] = {}
@@ -400,9 +412,14 @@ class Synchronizer:
         stamp_ns = int(stamp_ns)
         out: list[list[_Item]] = []
         dropped: list[tuple[_Item, str]] = []
+        warning = None
         with self._lock:
             last = self._last_stamp.get(topic)
             accepted = last is None or stamp_ns >= last
+            if accepted and last is not None and stamp_ns - last < self._bounds[topic]:
+                self._violations[topic] += 1
+                if self._violations[topic] == 1:
+                    warning = (topic, stamp_ns - last, self._bounds[topic])
             if not accepted:
                 self._events.append(Dropped(topic, stamp_ns, message, DROP_OUT_OF_ORDER))
             else:
@@ -417,9 +434,11 @@ class Synchronizer:
                     for item in items:
                         self._search.add(channel, item, out, dropped)
                 self._queue_search_events(out, dropped)
-            if not self._claim_delivery():
-                return accepted
-        self._deliver()
+            deliver = self._claim_delivery()
+        if warning is not None:
+            self._interval_warning(*warning)
+        if deliver:
+            self._deliver()
         return accepted
 
     def reset(self) -> None:
@@ -448,6 +467,11 @@ class Synchronizer:
             if not self._claim_delivery():
                 return
         self._deliver()
+
+    def interval_violations(self) -> dict[str, int]:
+        """Per topic: how many stamps came closer than ``min_interval_ns`` after their predecessor."""
+        with self._lock:
+            return dict(self._violations)
 
     @property
     def search_steps(self) -> int:
@@ -502,6 +526,14 @@ class Synchronizer:
             with self._lock:
                 self._delivering = False
             raise
+
+
+def _warn_interval(topic: str, gap_ns: int, bound_ns: int) -> None:
+    _LOG.warning(
+        '%s: stamps %.3f ms apart, below the declared lower bound of %.3f ms; sets may now depend on '
+        'arrival order (lower min_interval, or 0 to turn it off). Warned once per topic.',
+        topic, gap_ns / 1e6, bound_ns / 1e6,
+    )
 
 
 def _check_groups(topics: tuple[str, ...], exact_groups: Iterable[Sequence[str]]) -> list[tuple[str, ...]]:
