@@ -292,35 +292,114 @@ def test_pipeline_factory_errors_surface_from_start():
         core.start()
 
 
-def test_sink_failures_never_reach_the_caller():
+def test_sink_failures_never_reach_the_caller_and_lost_outputs_are_counted():
     class BrokenSink(RecordingSink):
         def publish_image(self, output, header, image):
-            raise RuntimeError('publisher destroyed')
+            if output == 'fused':
+                raise RuntimeError('publisher destroyed')
+            super().publish_image(output, header, image)
 
-    core = NodeCore(
-        {'mode': 'single'},
-        sink=BrokenSink(),
-        clock=ManualClock(1),
-        pipeline=PassthroughPipeline(),
-        synchronous=True,
-    )
+    sink = BrokenSink()
+    core = NodeCore({'sync.min_interval_ms': 30.0}, sink=sink, clock=ManualClock(1000 * MS),
+                    pipeline=PassthroughPipeline(), synchronous=True)
     core.start()
-    assert core.on_image('rgb', make_image(RGB, 'rgb8', 1)) is True
+    feed_pair(core, 1000)
+    assert [o for o, _, _ in sink.images] == ['derained_rgb']
+    assert core.stats.drops_total()['publish_error'] == 1 and core.stats.outputs_total == 1
+    statuses = {s.name.split(': ')[1]: s for s in core.statuses()}
+    pipeline = statuses['pipeline']
+    assert pipeline.level == Level.WARN and 'failed to publish' in pipeline.message
+    assert 'fused: publisher destroyed' in pipeline.value('last_publish_error')
+    assert pipeline.value('dropped_publish_error_total') == '1'
+    assert statuses['input rgb'].value('dropped_publish_error') == '1'
+    assert statuses['input thermal'].value('dropped_publish_error') == '0'
+    feed_pair(core, 1100)  # the sink keeps failing on fused: counted again in the next period
+    again = {s.name.split(': ')[1]: s for s in core.statuses()}['pipeline']
+    assert again.level == Level.WARN and again.value('publish_errors_total') == '2'
+    assert core.stats.outputs_total == 2
 
 
-def test_four_streams_with_an_exact_stereo_pair():
-    core, sink, _, pipeline = make_core(streams=('rgb', 'left', 'right', 'thermal'))
-    for stream, pixels, enc in [
-        ('left', RGB, 'rgb8'),
-        ('right', RGB, 'rgb8'),
-        ('thermal', THERMAL, 'mono16'),
-        ('rgb', RGB, 'rgb8'),
-    ]:
-        core.on_image(stream, make_image(pixels, enc, 1000 * MS))
+def test_full_mode_runs_four_streams_and_degrades_without_thermal():
+    core, sink, clock, pipeline = make_core({'mode': 'full', 'ir_timeout_ms': 100.0})
+    assert core.input_topics() == {'rgb': 'rgb/image', 'left': 'stereo/left/image',
+                                   'right': 'stereo/right/image', 'thermal': 'thermal/image'}
+    assert set(core.output_topics()) == {'derained_rgb', 'fused', 'derained_left', 'derained_right'}
+
+    def feed(stamp_ms, streams):
+        clock.set_ns(stamp_ms * MS)
+        for stream in streams:
+            pixels, enc = (THERMAL, 'mono16') if stream == 'thermal' else (RGB, 'rgb8')
+            core.on_image(stream, make_image(pixels, enc, stamp_ms * MS, stream))
+
+    feed(1000, ('left', 'right', 'thermal', 'rgb'))
     assert sorted(o for o, _, _ in sink.images) == sorted(
         ['derained_rgb', 'fused', 'derained_left', 'derained_right']
     )
     assert pipeline.calls == [(('rgb', 'left', 'right', 'thermal'), True)]
+    for stamp in (1040, 1080, 1120, 1160):  # thermal silent past the timeout: the other three go on
+        feed(stamp, ('rgb', 'left', 'right'))
+    assert core.degraded
+    assert pipeline.calls[-1] == (('rgb', 'left', 'right'), False)
+    last = [o for o, _, _ in sink.images[-3:]]
+    assert sorted(last) == ['derained_left', 'derained_rgb', 'derained_right']
+    statuses = {s.name.split(': ')[1]: s for s in core.statuses()}
+    assert statuses['pipeline'].level == Level.WARN and statuses['pipeline'].value('fusing') == 'false'
+
+
+def test_undecodable_transport_samples_are_counted_and_named():
+    core, _, _, _ = make_core({'mode': 'stereo'})
+    core.report_bad_message('left', '/cam/left: undecodable sample (12 bytes)')
+    core.report_bad_message('right', '/cam/right/camera_info: undecodable sample', counts_as_frame=False)
+    core.report_bad_message('thermal', 'not subscribed in stereo mode')  # ignored, never raises
+    statuses = {s.name.split(': ')[1]: s for s in core.statuses()}
+    left, right = statuses['input left'], statuses['input right']
+    assert left.level == Level.WARN and 'undecodable sample (12 bytes)' in left.message
+    assert left.value('dropped_bad_message') == '1' and left.value('frames_total') == '1'
+    assert right.value('dropped_bad_message') == '1' and right.value('frames_total') == '0'
+    assert 'camera_info' in right.value('last_bad_message')
+    assert core.stats.drops_total()['bad_message'] == 2
+
+
+def test_input_diagnostics_show_the_topic_names_the_transport_resolved():
+    core, _, _, _ = make_core({'mode': 'single'})
+    status = next(s for s in core.statuses() if s.name.endswith('input rgb'))
+    assert status.value('topic') == 'rgb/image'
+    core.set_input_topic_names({'rgb': '/car/front/image_raw', 'thermal': '/not/active'})
+    status = next(s for s in core.statuses() if s.name.endswith('input rgb'))
+    assert status.value('topic') == '/car/front/image_raw'
+
+
+def test_discard_pending_counts_what_the_synchronizer_held():
+    core, sink, _, _ = make_core({'sync.min_interval_ms': 0.0})
+    feed_pair(core, 1000, thermal=False)
+    feed_pair(core, 1033, thermal=False)
+    assert sink.images == [] and core.stats.drops_total()['sync'] == 0
+    core.discard_pending()
+    assert core.stats.drops_total()['sync'] == 2
+    assert next(s for s in core.statuses() if s.name.endswith(': sync')).value('pending_messages') == '0'
+
+
+def test_stamps_closer_than_min_interval_are_counted_warned_once_and_shown(caplog):
+    core, _, _, _ = make_core({'mode': 'single', 'sync.min_interval_ms': 30.0})
+    with caplog.at_level('WARNING', logger='nitedr_ros.core'):
+        for stamp_ms in (1000, 1033, 1043, 1050, 1100):
+            core.on_image('rgb', make_image(RGB, 'rgb8', stamp_ms * MS))
+    assert core.interval_violations() == {'rgb': 2}
+    assert caplog.text.count('below sync.min_interval_ms') == 1
+    status = next(s for s in core.statuses() if s.name.endswith(': sync'))
+    assert status.level == Level.WARN and 'rgb' in status.message and 'min_interval' in status.message
+    assert status.value('min_interval_violations_rgb') == '2'
+    core.on_image('rgb', make_image(RGB, 'rgb8', 1200 * MS))  # spacing fine again: no new violation
+    status = next(s for s in core.statuses() if s.name.endswith(': sync'))
+    assert status.level == Level.OK and status.value('min_interval_violations_rgb') == '2'
+
+
+def test_on_published_gets_the_latencies_of_every_published_set():
+    seen = []
+    core, _, _, _ = make_core({'debug.publish_timing': False}, on_published=seen.append)
+    feed_pair(core, 1000)
+    feed_pair(core, 1100)
+    assert len(seen) == 2 and {'processing_ms', 'end_to_end_ms', 'inference_ms'} <= set(seen[0])
 
 
 @pytest.mark.parametrize(
@@ -329,6 +408,7 @@ def test_four_streams_with_an_exact_stereo_pair():
         ('nitedr', [('rgb', 'rgb8'), ('thermal', 'mono16')]),
         ('stereo', [('left', 'bgr8'), ('right', 'bgr8')]),
         ('single', [('rgb', 'rgb8')]),
+        ('full', [('rgb', 'rgb8'), ('left', 'bgr8'), ('right', 'bgr8'), ('thermal', 'mono16')]),
     ],
 )
 def test_real_pipeline_with_the_identity_backend(mode, inputs):

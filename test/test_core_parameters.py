@@ -213,3 +213,51 @@ def test_run_choices_override_the_file_and_a_new_mode_drops_its_models():
     switched = apply_choices(given, mode='stereo', models={'stereo': 's.onnx'})
     assert switched == {'mode': 'stereo', 'backend': 'auto', 'threads': 2, 'models.stereo': 's.onnx'}
     assert given['models.derain'] == 'a.onnx'  # the input is not changed
+
+
+def test_engine_parameters_map_into_the_pipeline_config():
+    from nitedr_ros.pipeline.config import PipelineConfig
+
+    assert pipeline_config(defaults()) == PipelineConfig(mode='nitedr', latency_window=100)  # defaults agree
+    values = validate({
+        'mode': 'full',
+        'workspace_mb': 4096,
+        'optimization_level': 5,
+        'gpu_id': 1,
+        'engine_files.derain': '/plans/derain.plan',
+        'engine_files.stereo': '/plans/stereo.plan',
+    })
+    config = pipeline_config(values)
+    assert (config.mode, config.workspace_mb, config.optimization_level, config.device_index) == (
+        'full', 4096, 5, 1)
+    assert config.engine_files == {'derain': '/plans/derain.plan', 'stereo': '/plans/stereo.plan'}
+    # a plan for a role the mode does not have is ignored, as models.* of other modes are
+    nitedr = pipeline_config(validate({'mode': 'nitedr', 'engine_files.stereo': '/plans/stereo.plan'}))
+    assert nitedr.engine_files == {}
+    for name, value in (('optimization_level', 6), ('gpu_id', 16), ('workspace_mb', 8)):
+        with pytest.raises(ConfigError, match=name):
+            validate({name: value})
+    for name in ('workspace_mb', 'optimization_level', 'gpu_id', 'engine_files.derain'):
+        assert SCHEMA_BY_NAME[name].read_only
+
+
+def test_full_mode_is_a_mode_of_the_schema_and_the_pipeline():
+    from nitedr_ros.core.topics import MODE_OUTPUTS, MODE_STREAMS, MODES
+    from nitedr_ros.pipeline.config import MODE_ROLES
+    from nitedr_ros.pipeline.config import MODES as PIPELINE_MODES
+
+    assert SCHEMA_BY_NAME['mode'].choices == MODES and set(MODES) == set(PIPELINE_MODES)
+    assert MODE_STREAMS['full'] == ('rgb', 'left', 'right', 'thermal')
+    assert set(MODE_OUTPUTS['full']) == {'derained_rgb', 'fused', 'derained_left', 'derained_right'}
+    assert set(MODE_ROLES['full']) == {'derain', 'fusion', 'stereo'}
+    config = pipeline_config(validate({'mode': 'full', 'configuration': 'paper'}))
+    assert config.models == {'derain': 'cleannet_paper.onnx', 'fusion': 'fusionnet_paper.onnx',
+                             'stereo': 'stereoirr_paper.onnx'}
+
+
+def test_a_new_mode_or_model_drops_the_engine_files_built_for_the_old_ones():
+    given = {'mode': 'nitedr', 'engine_files.derain': 'd.plan', 'engine_files.fusion': 'f.plan'}
+    assert apply_choices(given, mode='nitedr') == given
+    assert apply_choices(given, models={'derain': 'mine.onnx'}) == {
+        'mode': 'nitedr', 'engine_files.fusion': 'f.plan', 'models.derain': 'mine.onnx'}
+    assert apply_choices(given, mode='full') == {'mode': 'full'}

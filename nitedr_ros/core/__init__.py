@@ -10,7 +10,8 @@ No rclpy, no cyclonedds, no torch. Modules (import what you need; this package i
 - ``images``: Image/CompressedImage <-> ImageFrame and :class:`ImageFields` for publishing.
 - ``diagnostics``: :class:`DiagnosticStatus` / :class:`Level` (plain dataclasses) and the counters.
 - ``clock``: the :class:`Clock` protocol, ``SystemClock``, ``ManualClock``, stamp helpers (integer ns).
-- ``topics``: stream/output names, their relative topics, what each mode uses.
+- ``topics``: stream/output names, their relative topics, the modes (nitedr, stereo, single, full) and
+  what each uses.
 - ``frame_flow``: latest-only buffer, worker and ticker threads; ``testing``: fake messages, a recording
   sink and a pass-through pipeline for tests and benchmarks.
 
@@ -36,12 +37,16 @@ How a transport uses the core
 
    ``logger`` needs ``info/warning/error(str)`` (an rclpy logger works). ``synchronous=True`` (bag tool)
    runs no thread: each set is processed inline, in order, and diagnostics follow the given clock.
-5. Subscribe ``core.input_topics()`` (stream -> topic) and ``core.camera_info_topics()``; in the callbacks
-   call only ``core.on_image(stream, msg)`` / ``core.on_camera_info(stream, msg)`` (thread-safe, cheap,
-   never raise). Report incompatible-QoS events with ``core.report_qos_event(topic, description)``.
+5. Subscribe ``core.input_topics()`` (stream -> topic) and ``core.camera_info_topics()``, then tell the core
+   the names really subscribed: ``core.set_input_topic_names({stream: resolved})`` (diagnostics show
+   them); in the callbacks call only ``core.on_image(stream, msg)`` / ``core.on_camera_info(stream, msg)``
+   (thread-safe, cheap, never raise). A sample the transport cannot decode goes to
+   ``core.report_bad_message(stream, problem)``; incompatible-QoS events to
+   ``core.report_qos_event(topic, description)``.
 6. Every ``core.diagnostics_period_s`` call ``core.publish_diagnostics()`` from a timer (or construct with
    ``own_timer=True``, the default when threaded, and the core ticks itself).
 7. Live parameter changes: ``ok, reason = core.check_parameters(changes)`` to validate,
    ``core.set_parameters(changes)`` to apply all of them or none.
-8. At the end of a bag: ``core.flush()`` (emits the last sets); always ``core.stop()``.
+8. At the end of a bag: ``core.flush()`` (emits the last sets), or ``core.discard_pending()`` to drop
+   (and count) what the synchronizers hold; always ``core.stop()``.
 """

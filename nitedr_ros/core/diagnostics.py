@@ -7,13 +7,15 @@ given node-clock time. Statuses (names ``'<node>: <task>'``, as diagnostic_updat
 - ``input <stream>``: rate and last-stamp age on the node clock, frames and drops by reason, last bad
   message. STALE before the first message (or the clock), ERROR with no message in a period, WARN outside
   the rate tolerance, on bad messages or when the last stamp is older than ``max_input_age_ms``.
-- ``sync``: sets, spread percentiles, pending messages; WARN when every input arrived but no set formed.
+- ``sync``: sets, spread percentiles, pending messages, stamp spacings below ``sync.min_interval_ms`` per
+  stream; WARN when such a spacing occurred in the period (sets may then depend on arrival order) or when
+  every input arrived but no set formed.
 - ``latency``: p50/p95/p99/max of sync spread, pre-process, inference, post-process, pipeline, processing
   (set synchronized -> published) and end-to-end (publish time - header stamp, node clock); level from
   ``diagnostics.latency_warn_ms`` / ``latency_error_ms`` on the end-to-end p95.
 - ``pipeline``: backend and engine facts (``describe()``), outputs, errors, drops by reason, degraded
   (thermal silent) or disabled state; ERROR after an inference error in the period, WARN when degraded,
-  disabled or busy-dropping.
+  disabled, busy-dropping or an output failed to publish (``publish_error``).
 - ``qos``: incompatible-QoS events reported by the transport (WARN when any).
 """
 
@@ -27,6 +29,7 @@ from typing import Any
 
 from ..pipeline.timing import LatencyWindow
 from .clock import NS_PER_MS, NS_PER_S
+from .topics import FUSION_MODES, THERMAL_STREAM
 
 DROP_BAD_MESSAGE = 'bad_message'
 DROP_SYNC = 'sync'
@@ -35,6 +38,7 @@ DROP_BUSY = 'busy'
 DROP_STALE = 'stale'
 DROP_DISABLED = 'disabled'
 DROP_ERROR = 'error'
+DROP_PUBLISH_ERROR = 'publish_error'  # the transport failed to publish an output of this stream
 DROP_REASONS: tuple[str, ...] = (
     DROP_BAD_MESSAGE,
     DROP_SYNC,
@@ -43,6 +47,7 @@ DROP_REASONS: tuple[str, ...] = (
     DROP_STALE,
     DROP_DISABLED,
     DROP_ERROR,
+    DROP_PUBLISH_ERROR,
 )
 LATENCY_WINDOWS: tuple[str, ...] = (
     'sync_spread_ms',
@@ -105,6 +110,7 @@ class DiagnosticsContext:
     enabled: bool
     sync_pending: int
     hardware_id: str
+    interval_violations: dict[str, int] = field(default_factory=dict)  # stream -> total so far
 
 
 class CoreStats:
@@ -118,10 +124,18 @@ class CoreStats:
         self.outputs_total = 0
         self.errors_total = 0
         self.last_error = ''
+        self.publish_errors_total = 0
+        self.last_publish_error = ''
         self.qos_events: dict[str, tuple[int, str]] = {}
+        self._violations_before: dict[str, int] = {}
         self._new_period(None)
 
     # -- recording (any thread) -------------------------------------------------------------------------
+    def set_topic(self, stream: str, topic: str) -> None:
+        """The topic name the transport really subscribes for ``stream`` (resolved, remapped)."""
+        with self._lock:
+            self.streams[stream].topic = topic
+
     def arrival(self, stream: str, now_ns: int) -> None:
         with self._lock:
             counters = self.streams[stream]
@@ -146,6 +160,14 @@ class CoreStats:
                 self.streams[stream].drops[reason] += 1
             if reason == DROP_BUSY:
                 self.busy_in_period += 1
+
+    def publish_failed(self, stream: str, message: str) -> None:
+        """An output of ``stream`` could not be published (lost: counted as ``publish_error``)."""
+        with self._lock:
+            self.streams[stream].drops[DROP_PUBLISH_ERROR] += 1
+            self.publish_errors_total += 1
+            self.publish_errors_in_period += 1
+            self.last_publish_error = message
 
     def synced(self, spread_ns: int) -> None:
         with self._lock:
@@ -188,6 +210,7 @@ class CoreStats:
             statuses.append(self._latency_status(ctx))
             statuses.append(self._pipeline_status(ctx, elapsed_s))
             statuses.append(self._qos_status(ctx))
+            self._violations_before = dict(ctx.interval_violations)
             if not started:
                 for status in statuses:
                     status.level = Level.STALE
@@ -204,6 +227,7 @@ class CoreStats:
         self.published_sets_in_period = 0
         self.errors_in_period = 0
         self.busy_in_period = 0
+        self.publish_errors_in_period = 0
         self.period_start_ns = start_ns
 
     def _name(self, ctx: DiagnosticsContext, task: str) -> str:
@@ -259,10 +283,20 @@ class CoreStats:
             ('pending_messages', str(ctx.sync_pending)),
         ]
         values += [(f'dropped_sync_{s}', str(self.streams[s].drops[DROP_SYNC])) for s in ctx.streams]
-        active = [s for s in ctx.streams if not (ctx.degraded and s == 'thermal')]
+        values.append(('min_interval_ms', _fmt(p['sync.min_interval_ms'])))
+        violations = {s: ctx.interval_violations.get(s, 0) for s in ctx.streams}
+        values += [(f'min_interval_violations_{s}', str(n)) for s, n in violations.items()]
+        new_violations = [s for s, n in violations.items() if n > self._violations_before.get(s, 0)]
+        active = [s for s in ctx.streams if not (ctx.degraded and s == THERMAL_STREAM)]
         all_arrived = all(self.streams[s].frames_in_period for s in active)
         if not any(self.streams[s].frames_total for s in ctx.streams):
             level, message = Level.STALE, 'no input yet'
+        elif new_violations:
+            level, message = (
+                Level.WARN,
+                f'stamps of {", ".join(new_violations)} closer than sync.min_interval_ms '
+                f'({p["sync.min_interval_ms"]:g} ms): sets may depend on arrival order; lower it (0 = off)',
+            )
         elif elapsed_s is not None and all_arrived and self.sets_in_period == 0:
             level, message = (
                 Level.WARN,
@@ -299,13 +333,16 @@ class CoreStats:
         values = [
             ('mode', ctx.mode),
             ('enabled', str(ctx.enabled).lower()),
-            ('fusing', str(ctx.mode == 'nitedr' and not ctx.degraded).lower()),
+            ('fusing', str(ctx.mode in FUSION_MODES and THERMAL_STREAM in ctx.streams
+                           and not ctx.degraded).lower()),
             ('degraded', str(ctx.degraded).lower()),
             ('passthrough_on_error', str(ctx.params['passthrough_on_error']).lower()),
             ('outputs_total', str(self.outputs_total)),
             ('output_sets_rate_hz', _fmt(self.published_sets_in_period / elapsed_s if elapsed_s else None)),
             ('errors_total', str(self.errors_total)),
             ('last_error', self.last_error or '-'),
+            ('publish_errors_total', str(self.publish_errors_total)),
+            ('last_publish_error', self.last_publish_error or '-'),
         ]
         values += [(f'dropped_{r}_total', str(n)) for r, n in drops.items()]
         values += list(ctx.backend_facts.items())
@@ -318,6 +355,11 @@ class CoreStats:
                        'without fusion')
         elif not ctx.enabled:
             level, message = Level.WARN, 'disabled (enable: false)'
+        elif self.publish_errors_in_period:
+            level, message = (
+                Level.WARN,
+                f'{self.publish_errors_in_period} output(s) failed to publish: {self.last_publish_error}',
+            )
         elif self.busy_in_period:
             level, message = (
                 Level.WARN,

@@ -11,11 +11,13 @@ hands it messages (``on_image``, ``on_camera_info``), implements :class:`OutputS
   and no ticker: each set is processed inline, in order, and diagnostics follow the (bag) clock.
 - **Stale sets**: a set older than ``max_input_age_ms`` on the node clock is dropped (``stale``), never while
   the clock reads 0 (sim time not started).
-- **Degradation** (nitedr mode): thermal silent for ``ir_timeout_ms`` on the node clock -> RGB is
-  synchronized alone and derained with ``fuse=False`` (no ``fused`` output), diagnostics WARN; the next
-  thermal message resumes fusion. An inference error publishes the inputs unchanged when
-  ``passthrough_on_error`` (else drops the set, ``error``) and raises diagnostics to ERROR. A bad message
-  (encoding, size, undecodable) is dropped, counted and named in diagnostics. Nothing raises to the caller.
+- **Degradation** (nitedr and full modes): thermal silent for ``ir_timeout_ms`` on the node clock -> the
+  other streams are synchronized without it and derained with ``fuse=False`` (no ``fused`` output),
+  diagnostics WARN; the next thermal message resumes fusion. An inference error publishes the inputs
+  unchanged when ``passthrough_on_error`` (else drops the set, ``error``) and raises diagnostics to ERROR.
+  A bad message (encoding, size, undecodable: the transport calls :meth:`NodeCore.report_bad_message`) is
+  dropped, counted and named in diagnostics. An output the sink fails to publish is counted
+  (``publish_error``) and raises the pipeline status to WARN. Nothing raises to the caller.
 - **Outputs** keep the original input header object (``derained_rgb``/``fused``: the rgb header,
   ``derained_left``/``derained_right``: left/right) and the input encoding; camera_info of the source stream
   is republished with the same header.
@@ -54,6 +56,7 @@ from .parameters import check_changes, exact_groups_for, pipeline_config, valida
 from .sync import Dropped, SyncedSet, Synchronizer
 from .topics import (
     FUSED_OUTPUT,
+    FUSION_MODES,
     MODE_STREAMS,
     OUTPUT_CAMERA_INFO_TOPICS,
     OUTPUT_SOURCE,
@@ -85,6 +88,7 @@ class OutputSink(Protocol):
 
 
 PipelineFactory = Callable[[Mapping[str, Any]], Any]
+LatencyCallback = Callable[[Mapping[str, float]], None]
 
 
 def default_pipeline_factory(params: Mapping[str, Any]) -> Any:
@@ -107,6 +111,9 @@ class NodeCore:
     ``pipeline``: a ready pipeline (caller keeps ownership), else ``pipeline_factory(params)`` builds one in
     the worker thread (closed on ``stop``). ``streams`` overrides the mode's streams (benchmarks, tests).
     ``own_timer``: run a ticker thread calling :meth:`tick` (default: when not synchronous).
+    ``on_published(latencies_ms)``: called after each published set with its latencies (``processing_ms``,
+    ``end_to_end_ms``, and with a pipeline result ``preprocess_ms``, ``inference_ms``, ``postprocess_ms``,
+    ``pipeline_ms``), e.g. for a whole-run summary.
     """
 
     def __init__(
@@ -122,6 +129,7 @@ class NodeCore:
         own_timer: bool | None = None,
         streams: tuple[str, ...] | None = None,
         logger: Any = None,
+        on_published: LatencyCallback | None = None,
     ) -> None:
         self.params: dict[str, Any] = validate(dict(parameters or {}))
         self.node_name = node_name
@@ -130,7 +138,7 @@ class NodeCore:
         unknown = [s for s in self.streams if s not in STREAMS]
         if unknown:
             raise ConfigError(f'unknown stream(s) {unknown}; streams: {", ".join(STREAMS)}')
-        self.fusion = self.mode == 'nitedr' and THERMAL_STREAM in self.streams and 'rgb' in self.streams
+        self.fusion = self.mode in FUSION_MODES and THERMAL_STREAM in self.streams and 'rgb' in self.streams
         self.outputs: tuple[str, ...] = tuple(
             o for o in OUTPUTS if OUTPUT_SOURCE[o] in self.streams and (o != FUSED_OUTPUT or self.fusion)
         )
@@ -142,6 +150,7 @@ class NodeCore:
         self._owns_pipeline = pipeline is None
         self._factory = pipeline_factory or default_pipeline_factory
         self._backend_facts: dict[str, str] = {}
+        self._on_published = on_published
         self._stats = CoreStats(
             {s: image_topic(s, self.params['image_transport']) for s in self.streams},
             self.params['diagnostics.window_size'],
@@ -174,6 +183,13 @@ class NodeCore:
 
     def camera_info_topics(self) -> dict[str, str]:
         return {s: STREAM_CAMERA_INFO_TOPICS[s] for s in self.streams}
+
+    def set_input_topic_names(self, names: Mapping[str, str]) -> None:
+        """stream -> the topic name the transport really subscribes (namespace, remaps applied; a bag's own
+        topic): shown in the ``input <stream>`` diagnostics instead of the relative name."""
+        for stream, name in names.items():
+            if stream in self.streams:
+                self._stats.set_topic(stream, str(name))
 
     def output_topics(self) -> dict[str, str]:
         return {o: OUTPUT_TOPICS[o] for o in self.outputs}
@@ -250,6 +266,13 @@ class NodeCore:
             self._degraded_sync.flush()
         self.wait_idle(timeout)
 
+    def discard_pending(self) -> None:
+        """End of input without flushing: every message still waiting in the synchronizers is dropped and
+        counted (``sync``), so the totals still add up."""
+        self._sync.reset()
+        if self._degraded_sync is not None:
+            self._degraded_sync.reset()
+
     def wait_idle(self, timeout: float | None = 10.0) -> bool:
         """Block until no set is waiting or being processed (threaded mode); True when idle."""
         return True if self.synchronous else self._buffer.wait_idle(timeout)
@@ -307,6 +330,17 @@ class NodeCore:
         """Cache the latest camera_info of a stream; republished with each output's header."""
         if stream in self.streams:
             self._camera_info[stream] = msg
+
+    def report_bad_message(self, stream: str, problem: str, *, counts_as_frame: bool = True) -> None:
+        """A message of ``stream`` the transport could not even decode (e.g. a malformed DDS sample): dropped,
+        counted (``bad_message``) and named in the ``input <stream>`` diagnostics. ``counts_as_frame``: it was
+        an image (counted as received, like any frame); False for a camera_info."""
+        if stream not in self.streams:
+            self._log_throttled(f'unknown-{stream}', 'warning', f'bad message for inactive stream {stream!r}')
+            return
+        if counts_as_frame:
+            self._stats.arrival(stream, self._clock.now_ns())
+        self._bad_message(stream, problem)
 
     def report_qos_event(self, topic: str, description: str) -> None:
         """A transport saw an incompatible-QoS event: counted, logged loudly, WARN in diagnostics."""
@@ -385,7 +419,25 @@ class NodeCore:
             min_interval_ns=round(p['sync.min_interval_ms'] * NS_PER_MS),
             callback=lambda synced: self._on_synced(synced, degraded),
             drop_callback=self._on_sync_drop,
+            interval_warning=self._on_interval_violation,
         )
+
+    def _on_interval_violation(self, stream: str, gap_ns: int, bound_ns: int) -> None:
+        self._log(
+            'warning',
+            f'{stream}: stamps {gap_ns / NS_PER_MS:.3f} ms apart, below sync.min_interval_ms '
+            f'({bound_ns / NS_PER_MS:g} ms): sets may depend on arrival order; lower sync.min_interval_ms '
+            '(0 = off). Counted in the sync diagnostics; warned once per stream.',
+        )
+
+    def interval_violations(self) -> dict[str, int]:
+        """stream -> stamps closer than ``sync.min_interval_ms`` to their predecessor, so far."""
+        totals = dict.fromkeys(self.streams, 0)
+        for sync in (self._sync, self._degraded_sync):
+            if sync is not None:
+                for stream, count in sync.interval_violations().items():
+                    totals[stream] += count
+        return totals
 
     def _on_synced(self, synced: SyncedSet, degraded: bool) -> None:
         self._stats.synced(synced.spread_ns)
@@ -480,9 +532,12 @@ class NodeCore:
                 continue
             header = synced.messages[source].header
             fields = image if isinstance(image, ImageFields) else frame_to_fields(image)
-            if self._sink_call('publish_image', output, header, fields):
+            failure = self._sink_failure('publish_image', output, header, fields)
+            if failure is None:
                 published += 1
                 stamps.append(synced.stamps[source])
+            else:
+                self._stats.publish_failed(source, f'{output}: {failure}')
             info = self._camera_info.get(source)
             if info is not None and params['publish_camera_info']:
                 self._sink_call('publish_camera_info', output, header, info)
@@ -498,6 +553,8 @@ class NodeCore:
                 pipeline_ms=float(timings.total_ms),
             )
         self._stats.published(published, latencies)
+        if self._on_published is not None and published:
+            self._on_published(latencies)
         if params['debug.publish_timing']:
             self._sink_call('publish_debug', 'processing_time_ms', latencies['processing_ms'])
             self._sink_call('publish_debug', 'inference_time_ms', latencies.get('inference_ms', 0.0))
@@ -505,12 +562,16 @@ class NodeCore:
                 self._sink_call('publish_debug', 'pipeline_latency_ms', latencies['end_to_end_ms'])
 
     def _sink_call(self, method: str, *args: Any) -> bool:
+        return self._sink_failure(method, *args) is None
+
+    def _sink_failure(self, method: str, *args: Any) -> str | None:
+        """Call the sink; None when it worked, else the error (logged, throttled)."""
         try:
             getattr(self._sink, method)(*args)
-            return True
+            return None
         except Exception as exc:  # noqa: BLE001 - a transport error must not stop the node
             self._log_throttled(f'sink-{method}', 'error', f'{method} failed: {exc!r}')
-            return False
+            return str(exc) or type(exc).__name__
 
     # -- diagnostics ------------------------------------------------------------------------------------
     def tick(self) -> None:
@@ -549,6 +610,7 @@ class NodeCore:
             enabled=bool(self.params['enable']),
             sync_pending=self._sync.pending() + (self._degraded_sync.pending() if self._degraded_sync else 0),
             hardware_id=str(hardware_id),
+            interval_violations=self.interval_violations(),
         )
         return self._stats.statuses(ctx)
 

@@ -27,13 +27,14 @@ from typing import Any
 from ..engines.base import BACKENDS, PRECISIONS
 from ..errors import ConfigError
 from ..modelspec import CONFIGS
-from .topics import STREAMS
+from .topics import MODES, STREAMS
 
 TYPES = ('bool', 'integer', 'double', 'string', 'integer_array', 'double_array', 'string_array')
 RELIABILITIES = ('best_effort', 'reliable', 'system_default')
 DEFAULT_NODE_NAME = 'nitedr_node'
 ROS_OWN_PREFIXES = ('qos_overrides.',)
 ROS_OWN_NAMES = ('use_sim_time',)
+ENGINE_ROLES = ('derain', 'fusion', 'stereo')  # model roles of all modes (pipeline.config.MODE_ROLES)
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,8 @@ SCHEMA: tuple[ParamSpec, ...] = (
         'string',
         'nitedr',
         'pipeline mode: nitedr = derain RGB + fuse thermal IR; stereo = derain '
-        'left/right; single = derain RGB',
-        choices=('nitedr', 'stereo', 'single'),
+        'left/right; single = derain RGB; full = all four cameras (nitedr + stereo)',
+        choices=MODES,
     ),
     _p(
         'configuration',
@@ -96,8 +97,18 @@ SCHEMA: tuple[ParamSpec, ...] = (
         choices=('', 'cleannet', 'rainmer', 'mspfn'),
     ),
     _p('models.derain', 'string', '', "derain model: ONNX path or a name in models/ ('' = shipped default)"),
-    _p('models.fusion', 'string', '', "fusion model (nitedr mode): ONNX path or name ('' = shipped default)"),
-    _p('models.stereo', 'string', '', "stereo model (stereo mode): ONNX path or name ('' = shipped default)"),
+    _p(
+        'models.fusion',
+        'string',
+        '',
+        "fusion model (nitedr, full modes): ONNX path or name ('' = shipped default)",
+    ),
+    _p(
+        'models.stereo',
+        'string',
+        '',
+        "stereo model (stereo, full modes): ONNX path or name ('' = shipped default)",
+    ),
     _p(
         'backend',
         'string',
@@ -115,6 +126,25 @@ SCHEMA: tuple[ParamSpec, ...] = (
     ),
     _p('engine_cache_dir', 'string', '', "TensorRT engine cache folder ('' = ~/.ros/nitedr_ros/engines)"),
     _p('force_engine_rebuild', 'bool', False, 'rebuild TensorRT engines even when a matching cache exists'),
+    *(
+        _p(
+            f'engine_files.{role}',
+            'string',
+            '',
+            f'TensorRT plan file of the {role} role, loaded as given (or built into it when missing); '
+            "'' = the engine cache",
+        )
+        for role in ENGINE_ROLES
+    ),
+    _p('workspace_mb', 'integer', 1024, 'TensorRT builder workspace limit in MiB', range=(16, 65536)),
+    _p(
+        'optimization_level',
+        'integer',
+        3,
+        'TensorRT builder optimisation level (0 = fastest build ... 5 = most tactics)',
+        range=(0, 5),
+    ),
+    _p('gpu_id', 'integer', 0, 'CUDA device index the engines run on', range=(0, 15)),
     _p('build_only', 'bool', False, 'build (or load) the engines, then exit 0 without subscribing'),
     _p('threads', 'integer', 0, 'ONNX Runtime intra-op threads (0 = its default)', range=(0, 256)),
     _p(
@@ -559,16 +589,18 @@ def load_parameter_file(
 def apply_choices(given: Mapping[str, Any], *, mode: str | None = None, backend: str | None = None,
                   models: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Parameters (from a file) with a run's choices on top: ``mode`` (a different mode drops the file's
-    ``models.*``, which belong to the file's mode), ``backend`` and ``models`` (role -> path)."""
+    ``models.*`` and ``engine_files.*``, which belong to the file's mode), ``backend`` and ``models``
+    (role -> path; drops the file's ``engine_files.<role>``, built from the file's model)."""
     values = dict(given)
     if mode:
         if values.get('mode', mode) != mode:
-            values = {k: v for k, v in values.items() if not k.startswith('models.')}
+            values = {k: v for k, v in values.items() if not k.startswith(('models.', 'engine_files.'))}
         values['mode'] = mode
     if backend:
         values['backend'] = backend
     for role, path in (models or {}).items():
         values[f'models.{role}'] = path
+        values.pop(f'engine_files.{role}', None)  # the file's plan was built from the file's model
     return values
 
 
@@ -603,6 +635,11 @@ def pipeline_config(values: Mapping[str, Any]):
         if (network, values['configuration']) != DEFAULT_NETWORKS[mode][role]:
             models[role] = default_model_filename(network, values['configuration'])
     low, high = values['thermal_range']
+    engine_files = {
+        role: values[f'engine_files.{role}']
+        for role in MODE_ROLES[mode]
+        if values.get(f'engine_files.{role}', '')
+    }
     return PipelineConfig(
         mode=mode,
         models=models,
@@ -615,5 +652,9 @@ def pipeline_config(values: Mapping[str, Any]):
         profile_max_hw=tuple(values['profile.max_hw']),
         thermal_range=None if (low, high) == (0.0, 0.0) else (low, high),
         threads=values['threads'],
+        workspace_mb=values['workspace_mb'],
+        optimization_level=values['optimization_level'],
+        device_index=values['gpu_id'],
+        engine_files=engine_files,
         latency_window=values['diagnostics.window_size'],
     )

@@ -44,12 +44,17 @@ MODE_STREAMS: dict[str, tuple[str, ...]] = {
     'nitedr': ('rgb', 'thermal'),
     'stereo': ('left', 'right'),
     'single': ('rgb',),
+    'full': ('rgb', 'left', 'right', 'thermal'),
 }
 MODE_OUTPUTS: dict[str, tuple[str, ...]] = {
     'nitedr': ('derained_rgb', 'fused'),
     'stereo': ('derained_left', 'derained_right'),
     'single': ('derained_rgb',),
+    'full': ('derained_rgb', 'fused', 'derained_left', 'derained_right'),
 }
+MODES: tuple[str, ...] = tuple(MODE_STREAMS)
+# modes that fuse thermal into the derained RGB (thermal required; silent thermal = degraded, no ``fused``)
+FUSION_MODES: tuple[str, ...] = ('nitedr', 'full')
 THERMAL_STREAM = 'thermal'
 FUSED_OUTPUT = 'fused'
 DIAGNOSTICS_TOPIC = '/diagnostics'
