@@ -53,7 +53,12 @@ ARGUMENTS = [
         "rosbag2 QoS override YAML for the player ('' = share/nitedr_ros/config/qos_overrides_bag.yaml)",
         None,
     ),
-    ('mode', 'nitedr', 'pipeline mode: nitedr, stereo or single', ['nitedr', 'stereo', 'single']),
+    (
+        'mode',
+        'nitedr',
+        'pipeline mode: nitedr, stereo, single or full',
+        ['nitedr', 'stereo', 'single', 'full'],
+    ),
     ('params_file', '', "parameter YAML ('' = share/nitedr_ros/config/<mode>.yaml)", None),
     ('model', '', "model of the mode's main role ('' = from params_file)", None),
     ('backend', '', "inference backend override ('' = from params_file)", None),

@@ -31,21 +31,26 @@ OVERRIDES = {
     'image_transport': 'image_transport',
     'input_reliability': 'qos.input.reliability',
 }
-MODEL_ROLE = {'nitedr': 'models.derain', 'stereo': 'models.stereo', 'single': 'models.derain'}
+MODEL_ROLE = {
+    'nitedr': 'models.derain',
+    'stereo': 'models.stereo',
+    'single': 'models.derain',
+    'full': 'models.derain',
+}
 ARGUMENTS = [
     (
         'mode',
         'nitedr',
         'pipeline mode: nitedr (derain RGB + fuse thermal IR), stereo (derain left/right), '
-        'single (derain RGB); picks the default params_file',
-        ['nitedr', 'stereo', 'single'],
+        'single (derain RGB), full (all four cameras: nitedr + stereo); picks the default params_file',
+        ['nitedr', 'stereo', 'single', 'full'],
     ),
     ('params_file', '', "parameter YAML ('' = share/nitedr_ros/config/<mode>.yaml)", None),
     (
         'model',
         '',
         "model of the mode's main role (derain; stereo in stereo mode): ONNX path or name in "
-        "models/ ('' = from params_file)",
+        "models/ ('' = from params_file; other roles: params_file models.*)",
         None,
     ),
     (

@@ -12,7 +12,7 @@ from nitedr_ros.core.parameters import SCHEMA_BY_NAME, load_parameter_file, pipe
 from nitedr_ros.core.topics import STREAM_CAMERA_INFO_TOPICS, STREAM_TOPICS
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / 'config'
-MODE_FILES = {'nitedr': 'nitedr.yaml', 'stereo': 'stereo.yaml', 'single': 'single.yaml'}
+MODE_FILES = {'nitedr': 'nitedr.yaml', 'stereo': 'stereo.yaml', 'single': 'single.yaml', 'full': 'full.yaml'}
 QOS_FILE = 'qos_overrides_bag.yaml'
 QOS_POLICIES = {
     'reliability': {'reliable', 'best_effort', 'system_default'},
@@ -60,3 +60,19 @@ def test_bag_qos_override_file_is_rosbag2_format_for_every_input_topic():
         for policy, allowed in QOS_POLICIES.items():
             assert policies.get(policy, 'system_default') in allowed, (topic, policy)
         assert isinstance(policies.get('depth', 1), int) and policies.get('depth', 1) >= 1
+
+
+def test_there_is_one_file_per_mode():
+    from nitedr_ros.core.topics import MODES
+
+    assert sorted(MODE_FILES) == sorted(MODES)
+
+
+@pytest.mark.parametrize(('mode', 'name'), MODE_FILES.items())
+def test_mode_file_lists_the_engine_parameters_of_its_roles(mode, name):
+    from nitedr_ros.pipeline.config import MODE_ROLES
+
+    given = load_parameter_file(CONFIG_DIR / name).given
+    assert {'workspace_mb', 'optimization_level', 'gpu_id'} <= set(given)
+    assert {k.split('.', 1)[1] for k in given if k.startswith('engine_files.')} == set(MODE_ROLES[mode])
+    assert {k.split('.', 1)[1] for k in given if k.startswith('models.')} == set(MODE_ROLES[mode])

@@ -178,3 +178,21 @@ def test_bag_replay_plays_with_clock_and_qos_overrides_and_runs_the_node_on_sim_
     assert '--clock' in command and command[command.index('--rate') + 1] == '0.5' and '--loop' in command
     qos_file = Path(command[command.index('--qos-profile-overrides-path') + 1])
     assert qos_file == ROOT / 'config' / 'qos_overrides_bag.yaml' and qos_file.is_file()
+
+
+@pytest.mark.parametrize('path', [LIVE, BAG])
+def test_launch_mode_choices_are_the_node_modes(path):
+    from nitedr_ros.core.parameters import SCHEMA_BY_NAME
+
+    assert _declared(path)['mode']['choices'] == list(SCHEMA_BY_NAME['mode'].choices)
+
+
+def test_live_launch_in_full_mode_uses_full_yaml_and_the_derain_model(launch_stubs):
+    _, _, (node,) = _run(LIVE, mode='full', model='/models/cleannet_mine.onnx', thermal_topic='/ir/image')
+    params_file, overrides = node.kwargs['parameters']
+    assert Path(params_file) == ROOT / 'config' / 'full.yaml'
+    assert overrides == {'use_sim_time': False, 'models.derain': '/models/cleannet_mine.onnx'}
+    assert node.kwargs['remappings'] == [
+        ('thermal/image', '/ir/image'),
+        ('thermal/camera_info', '/ir/camera_info'),
+    ]
