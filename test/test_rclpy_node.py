@@ -131,6 +131,7 @@ def _stub_modules(clock: ManualClock) -> dict[str, types.ModuleType]:
             self._name = name
             self._overrides = dict(parameter_overrides)
             self.params, self.descriptors, self.entities, self.timers = {}, {}, [], []
+            self.qos_params = {}
             self.on_set, self.post_set = [], []
 
         def declare_parameter(self, name, value, descriptor):
@@ -149,11 +150,29 @@ def _stub_modules(clock: ManualClock) -> dict[str, types.ModuleType]:
         def get_clock(self):
             return types.SimpleNamespace(now=lambda: types.SimpleNamespace(nanoseconds=clock.now_ns()))
 
+        events_supported = True  # False: the RMW has no QoS events (rclpy raises after declaring)
+
+        def _declare_qos_overrides(self, kind, topic, qos, kwargs):
+            """What rclpy's _declare_qos_parameters does: declare the overrides, write them into ``qos``."""
+            if kwargs.get('qos_overriding_options') is None:
+                return
+            for policy in ('reliability', 'depth'):
+                name = f'qos_overrides.{self.resolve_topic_name(topic)}.{kind}.{policy}'
+                if name in self.qos_params:
+                    raise RuntimeError(f'parameter {name} already declared')
+                self.qos_params[name] = self._overrides.get(name, getattr(qos, policy))
+                setattr(qos, policy, self.qos_params[name])  # in place, as rclpy does
+            if kwargs.get('event_callbacks') is not None and not self.events_supported:
+                raise mods['rclpy.event_handler'].UnsupportedEventTypeError('no QoS events here')
+
         def create_publisher(self, msg_type, topic, qos, **kwargs):
+            if not isinstance(qos, int):
+                self._declare_qos_overrides('publisher', topic, qos, kwargs)
             self.entities.append(_Recorder('pub', msg_type, topic, qos, kwargs))
             return self.entities[-1]
 
         def create_subscription(self, msg_type, topic, callback, qos, **kwargs):
+            self._declare_qos_overrides('subscription', topic, qos, kwargs)
             self.entities.append(_Recorder('sub', msg_type, topic, qos, dict(kwargs, callback=callback)))
             return self.entities[-1]
 
@@ -386,3 +405,47 @@ def test_real_node_keeps_input_stamps_and_publishes_diagnostics():
         tester.destroy_node()
     finally:
         rclpy.try_shutdown(context=context)
+
+
+def test_every_entity_has_its_own_qos_profile_so_overrides_stay_per_topic(stub_node_module):
+    module, _ = stub_node_module
+    overrides = [
+        ('mode', 'nitedr'),
+        ('qos_overrides./rgb/image.subscription.reliability', 'reliable'),
+        ('qos_overrides./rgb/image.subscription.depth', 5),
+        ('qos_overrides./derained/rgb/image.publisher.depth', 7),
+    ]
+    node = module.NitedrNode(pipeline=PassthroughPipeline(), parameter_overrides=overrides)
+    node.start()
+    made = [e for e in node.entities if not isinstance(e.qos, int)]
+    assert len({id(e.qos) for e in made}) == len(made) == 8  # 4 publishers, 4 subscriptions
+    qos = {(e.kind, e.topic): (e.qos.reliability, e.qos.depth) for e in made}
+    assert qos[('sub', 'rgb/image')] == ('reliable', 5)
+    assert qos[('sub', 'thermal/image')] == ('best_effort', 1)  # created after rgb/image: unaffected
+    assert qos[('sub', 'rgb/camera_info')] == qos[('sub', 'thermal/camera_info')] == ('best_effort', 1)
+    assert qos[('pub', 'derained/rgb/image')] == ('reliable', 7)
+    assert qos[('pub', 'fused/image')] == qos[('pub', 'derained/rgb/camera_info')] == ('reliable', 1)
+    node.shutdown()
+
+
+def test_an_rmw_without_qos_events_still_gets_the_overrides(stub_node_module, caplog):
+    module, _ = stub_node_module
+    module.NitedrNode.events_supported = False  # the stub class (the module is reloaded per test)
+    overrides = [('mode', 'single'), ('qos_overrides./rgb/image.subscription.depth', 3)]
+    node = module.NitedrNode(pipeline=PassthroughPipeline(), parameter_overrides=overrides)
+    with caplog.at_level(logging.WARNING):
+        node.start()
+    subs = {e.topic: e for e in node.entities if e.kind == 'sub'}
+    assert subs['rgb/image'].qos.depth == 3 and 'event_callbacks' not in subs['rgb/image'].kwargs
+    assert 'reports no QoS events' in caplog.text
+    node.shutdown()
+
+
+def test_input_diagnostics_name_the_resolved_topics(stub_node_module):
+    module, clock = stub_node_module
+    node = module.NitedrNode(pipeline=PassthroughPipeline(), parameter_overrides=[('mode', 'stereo')])
+    node.start()
+    statuses = {s.name: s for s in node.core.statuses(clock.now_ns())}
+    assert statuses['nitedr_node: input left'].value('topic') == '/stereo/left/image'
+    assert statuses['nitedr_node: input right'].value('topic') == '/stereo/right/image'
+    node.shutdown()

@@ -11,8 +11,10 @@ Everything that decides something lives in the core; this module only speaks rcl
   (best effort, keep last 1, REP-2003), set by ``qos.input.*``; publishes ``derained/rgb/image``,
   ``derained/left/image``, ``derained/right/image``, ``fused/image`` (+ ``camera_info``), reliable depth 1
   by default (``qos.output.*``); both also through the standard ``qos_overrides.<topic>.<entity>.<policy>``
-  parameters (``QoSOverridingOptions.with_default_policies()``); incompatible-QoS events are logged as
-  errors and raise the ``qos`` diagnostics status to WARN;
+  parameters (``QoSOverridingOptions.with_default_policies()``; every entity gets its own ``QoSProfile``,
+  since rclpy applies the overrides to the profile object it is given); incompatible-QoS events are logged
+  as errors and raise the ``qos`` diagnostics status to WARN; the ``input <stream>`` diagnostics name the
+  resolved (remapped) topics;
 - publishes ``/diagnostics`` (``diagnostic_msgs/DiagnosticArray``) from a timer in its own callback group
   and ``~/debug/{processing_time,inference_time,pipeline_latency}_ms`` (``std_msgs/Float64``);
 - spins a ``MultiThreadedExecutor``: subscription callbacks only hand messages to the core; its worker
@@ -137,7 +139,9 @@ class _RclpySink:
         msg.encoding = image.encoding
         msg.is_bigendian = image.is_bigendian
         msg.step = image.step
-        msg.data = image.as_array()  # array.array('B'): rclpy's fast path, no per-element check
+        # array.array('B') is rclpy's fast path (no per-element check); as_array() is one memcpy of a pipeline
+        # output and none for a pass-through input (benchmarks/bench_node_overhead.py measures the options)
+        msg.data = image.as_array()
         self.images[output].publish(msg)
 
     def publish_camera_info(self, output: str, header: Any, camera_info: Any) -> None:
@@ -217,42 +221,53 @@ class NitedrNode(Node):
 
     # -- entities ---------------------------------------------------------------------------------------
     def _create_publishers(self, values: dict[str, Any]) -> None:
-        qos = qos_profile(values['qos.output.reliability'], values['qos.output.depth'])
+        qos = (values['qos.output.reliability'], values['qos.output.depth'])
         for output, topic in self.core.output_topics().items():
-            self._sink.images[output] = self._publisher(Image, topic, qos)
+            self._sink.images[output] = self._publisher(Image, topic, *qos)
         if values['publish_camera_info']:
             for output, topic in self.core.output_camera_info_topics().items():
-                self._sink.camera_infos[output] = self._publisher(CameraInfo, topic, qos)
+                self._sink.camera_infos[output] = self._publisher(CameraInfo, topic, *qos)
         self._sink.diagnostics = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 1)
         for name in DEBUG_VALUES:
             self._sink.debug[name] = self.create_publisher(Float64, debug_topic(name), 1)
 
     def _create_subscriptions(self, values: dict[str, Any]) -> None:
-        qos = qos_profile(values['qos.input.reliability'], values['qos.input.depth'])
+        qos = (values['qos.input.reliability'], values['qos.input.depth'])
         image_type = CompressedImage if values['image_transport'] == 'compressed' else Image
+        resolved = {}
         for stream, topic in self.core.input_topics().items():
-            self._subscribe(image_type, topic, lambda msg, s=stream: self.core.on_image(s, msg), qos)
+            sub = self._subscribe(image_type, topic, lambda msg, s=stream: self.core.on_image(s, msg), *qos)
+            resolved[stream] = getattr(sub, 'topic_name', None) or self.resolve_topic_name(topic)
+        self.core.set_input_topic_names(resolved)
         for stream, topic in self.core.camera_info_topics().items():
-            self._subscribe(CameraInfo, topic, lambda msg, s=stream: self.core.on_camera_info(s, msg), qos)
+            self._subscribe(CameraInfo, topic, lambda msg, s=stream: self.core.on_camera_info(s, msg), *qos)
 
-    def _publisher(self, msg_type: Any, topic: str, qos: QoSProfile) -> Any:
+    def _publisher(self, msg_type: Any, topic: str, reliability: str, depth: int) -> Any:
         events = PublisherEventCallbacks(incompatible_qos=lambda event, t=topic: self._incompatible(t, event))
+        # a profile of its own: rclpy writes this topic's qos_overrides into the object it is given
+        qos = qos_profile(reliability, depth)
         return self._with_qos_events(self.create_publisher, topic, events, msg_type, topic, qos)
 
-    def _subscribe(self, msg_type: Any, topic: str, callback: Any, qos: QoSProfile) -> None:
+    def _subscribe(self, msg_type: Any, topic: str, callback: Any, reliability: str, depth: int) -> Any:
         events = SubscriptionEventCallbacks(
             incompatible_qos=lambda event, t=topic: self._incompatible(t, event)
         )
+        qos = qos_profile(reliability, depth)  # its own profile, as for publishers
         sub = self._with_qos_events(self.create_subscription, topic, events, msg_type, topic, callback, qos,
                                     callback_group=self._input_group)
         self._subscriptions_made.append(sub)
+        return sub
 
     def _with_qos_events(self, create: Any, topic: str, events: Any, *args: Any, **kwargs: Any) -> Any:
         """``create(*args, **kwargs)`` with QoS overriding and the incompatible-QoS event callbacks; where
-        the RMW reports no QoS events, without the callbacks (and a warning)."""
-        kwargs['qos_overriding_options'] = QoSOverridingOptions.with_default_policies()
+        the RMW reports no QoS events, without the callbacks (and a warning).
+
+        rclpy declares the ``qos_overrides`` parameters and writes them into the profile before it creates
+        the event handlers, so the retry passes the already overridden profile without overriding options
+        (declaring the parameters twice would fail)."""
         try:
-            return create(*args, event_callbacks=events, **kwargs)
+            return create(*args, event_callbacks=events,
+                          qos_overriding_options=QoSOverridingOptions.with_default_policies(), **kwargs)
         except UnsupportedEventTypeError:
             self.get_logger().warning(f'{topic}: this RMW reports no QoS events; mismatches will be silent')
             return create(*args, **kwargs)
