@@ -11,7 +11,10 @@ from nitedr_ros.data.rain_renderer import (
     NightRainConfig,
     NightRainRenderer,
     StreakSet,
+    drop_diameters,
     road_disparity,
+    streak_angles,
+    terminal_velocity,
     warp_left_to_right,
 )
 
@@ -114,13 +117,69 @@ def test_depth_dependent_streak_geometry():
     order = np.argsort(streaks.depth)
     third = len(order) // 3
     near, far = order[:third], order[-third:]
-    assert streaks.length[near].mean() > 2 * streaks.length[far].mean()
+    # length ~ 1/z with p(z) ~ z^2 on [1.5, 12]: thirds at z < 8.3 and z > 10.55 give
+    # E[1/z] = 0.175 and 0.0885, a ratio of 1.98 (the test was at > 2 by luck of the draw)
+    assert streaks.length[near].mean() > 1.7 * streaks.length[far].mean()
     assert streaks.width[near].mean() > streaks.width[far].mean()
     assert streaks.opacity[near].mean() > streaks.opacity[far].mean()
     # uniform density in the frustum: more streaks far than near
     z0, z1 = params.depth_range
     mid = (z0 + z1) / 2
     assert (streaks.depth > mid).sum() > 2 * (streaks.depth < mid).sum()
+
+
+def test_near_streaks_lean_with_the_wind_more_than_far_ones():
+    # no ego-motion, no jitter, a 20 degree wind for 2 mm drops: far streaks are only the large, fast drops
+    config = NightRainConfig(density=(20.0, 20.0), angle_deg=(20.0, 20.0), angle_jitter_deg=0.0,
+                             ego_motion=(0.0, 0.0))
+    renderer = NightRainRenderer(config)
+    params = renderer.sample_params(np.random.default_rng(2), 240, 320)
+    streaks = renderer.sample_streaks(np.random.default_rng(3), params, 240, 320)
+    order = np.argsort(streaks.depth)
+    third = len(order) // 3
+    near, far = order[:third], order[-third:]
+    near_deg, far_deg = np.degrees(streaks.angle[near]).mean(), np.degrees(streaks.angle[far]).mean()
+    assert near_deg > far_deg + 2.0
+    nearest = order[:20]                                    # the smallest, slowest drops lean most
+    assert np.degrees(streaks.angle[nearest]).mean() > near_deg
+    # visibility: the smallest drop grows with depth (0.5 mm at z_near), Marshall-Palmer above it
+    depth = np.array([1.5, 3.0, 12.0] * 200)
+    diameters = drop_diameters(params, depth, np.random.default_rng(0)).reshape(200, 3)
+    assert np.all(diameters >= 0.5 * depth.reshape(200, 3) / 1.5 - 1e-12) and np.all(diameters <= 6.0)
+    assert diameters[:, 2].mean() > diameters[:, 1].mean() > diameters[:, 0].mean()
+
+
+def test_ego_motion_fans_near_streaks_out_from_the_focus_of_expansion():
+    renderer = NightRainRenderer()
+    params = replace(renderer.sample_params(np.random.default_rng(0), 240, 320), angle=0.0, ego_motion=0.5,
+                     exposure_travel=0.6, foe=(160.0, 100.0), depth_range=(1.5, 12.0))
+    # a 2 mm drop (the wind reference: vertical fall component 1) half a width right of the FOE, at its
+    # height: direction (0.5 z / (z - 0.6), 1) -> angle atan(0.5 z / (z - 0.6)), by hand:
+    # z = 1.5: atan(0.8333) = 39.8 deg; z = 12: atan(0.5263) = 27.8 deg
+    x, y = np.array([320.0, 320.0]), np.array([100.0, 100.0])
+    angles = streak_angles(params, x, y, np.array([1.5, 12.0]), np.array([2.0, 2.0]), 320)
+    np.testing.assert_allclose(angles, [np.arctan(0.5 * 1.5 / 0.9), np.arctan(0.5 * 12 / 11.4)])
+    # left of the FOE the streaks lean the other way; straight below it they stay vertical
+    two_mm = np.array([2.0])
+    mirrored = streak_angles(params, np.array([0.0]), np.array([100.0]), np.array([1.5]), two_mm, 320)
+    assert mirrored[0] == pytest.approx(-angles[0])
+    below = streak_angles(params, np.array([160.0]), np.array([200.0]), np.array([3.0]), two_mm, 320)
+    assert below[0] == 0.0
+    assert terminal_velocity(2.0) == pytest.approx(9.65 - 10.3 * np.exp(-1.2))
+
+
+def test_long_streaks_centred_outside_the_frame_reach_its_edges():
+    config = NightRainConfig(density=(3.0, 3.0), length_near=(0.4, 0.4), angle_deg=(0.0, 0.0),
+                             angle_jitter_deg=0.0, ego_motion=(0.0, 0.0), depth_range=(3.0, 3.0),
+                             defocus_near=(0.0, 0.0), lights=(0, 0))
+    renderer = NightRainRenderer(config)
+    top, middle = [], []
+    for seed in range(10):
+        alpha = renderer.render(np.zeros((120, 160, 3), np.float32), seed, noise=False).alpha
+        top.append((alpha[:6] > 0.05).mean())
+        middle.append((alpha[57:63] > 0.05).mean())
+    # vertical streaks 48 px long: without a margin the top rows would get about half the middle's cover
+    assert np.mean(top) > 0.85 * np.mean(middle)
 
 
 def test_night_exposure_darkens_and_lights_glow():
@@ -182,6 +241,25 @@ def test_synthesised_right_view_follows_the_disparity():
     assert road[0, 0] == 1.0 and road[-1, 0] == pytest.approx(8.0) and np.all(np.diff(road[:, 0]) >= 0)
     pair = NightRainRenderer().render_stereo(_clean(), None, 0, scene_disparity=road_disparity(48, 64, 6.0))
     assert pair.right.rainy.shape == (48, 64, 3)
+
+
+def test_real_pair_takes_the_rigs_focal_baseline_and_disparity():
+    renderer = NightRainRenderer(NightRainConfig(lights=(1, 1), light_radius=(0.05, 0.05)))
+    black = np.zeros((48, 96, 3), np.float32)           # the night images are then the light glow alone
+    params = replace(renderer.sample_params(np.random.default_rng(3), 48, 96), depth_range=(4.0, 4.0))
+    light = params.lights[0]
+    params = replace(params, lights=(replace(light, x=48.0, y=24.0),))
+    disparity = np.full((48, 96), 5.0, np.float32)
+    pair = renderer.render_stereo(black, black, 3, params=params, focal_baseline=12.0,
+                                  scene_disparity=disparity, noise=False)
+    assert pair.params.focal_baseline == 12.0
+    # each streak shifts by the rig's f B / z = 3 px (not a drawn value) ...
+    np.testing.assert_allclose(pair.right.alpha[:, :93], pair.left.alpha[:, 3:], atol=0)
+    # ... and the light, part of the scene, by the scene's 5 px
+    assert np.argmax(pair.left.clean[24].sum(axis=1)) == 48
+    assert np.argmax(pair.right.clean[24].sum(axis=1)) == 43
+    with pytest.raises(ValueError, match='focal_baseline'):
+        renderer.render_stereo(black, black, 3, focal_baseline=0.0)
 
 
 def test_rain_only_augmentation_keeps_dry_pixels():

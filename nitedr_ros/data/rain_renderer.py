@@ -5,10 +5,29 @@ Model (all images float32 RGB in [0, 1], H x W):
 * **Streaks.** Each streak has a depth ``z`` drawn from ``p(z) ~ z^2`` on ``depth_range`` (uniform density in
   the viewing frustum, so far streaks are many and small). With ``s = z_near / z`` its projected length is
   ``length_near * H * s``, its width ``width_near * (min(H, W) / 480) * s`` (at least 1 px), its opacity
-  ``opacity * (0.35 + 0.65 s)``; its angle is the image's wind angle plus a per-streak jitter. Streaks are
-  drawn anti-aliased (cv2, 1/16 px precision) into ``depth_bins`` layers; a layer is blurred by a defocus
+  ``opacity * (0.35 + 0.65 s)``. Its **angle** is the direction of the drop's image motion during the
+  exposure, which depends on depth in two ways:
+
+  - *Drop size.* A drop is visible only if its projected width is large enough, so the smallest visible
+    diameter grows with depth, ``D_min = visible_drop_mm * z / z_near``; each streak's diameter is drawn from
+    the Marshall-Palmer distribution ``N(D) ~ exp(-lambda D)`` on ``[D_min, max_drop_mm]``. Its terminal
+    velocity is ``v(D) = 9.65 - 10.3 exp(-0.6 D)`` m/s (Atlas et al. 1973) and it drifts with the wind
+    ``w = v_ref tan(wind angle)`` (the image's wind angle is that of a 2 mm drop, ``v_ref`` ~ 6.5 m/s). So
+    near streaks (small, slow drops) lean with the wind more than far ones (only large, fast drops).
+  - *Ego-motion.* With the camera moving forward by ``T`` metres during the exposure (``exposure_travel``),
+    a drop at depth ``z`` and image offset ``r`` from the focus of expansion (FOE) moves by
+    ``(f t / z) (w, v) + r T / (z - T)`` px. Divided by the fall of a reference drop, the direction is
+    ``(w / v_ref, v / v_ref) + ego * (r / (W/2)) * z / (z - T)``, with ``ego`` (``ego_motion``) the
+    radial-to-fall ratio of a distant reference drop half an image width from the FOE: streaks fan out
+    from the FOE, near ones more (looming factor ``z / (z - T)``).
+
+  A per-streak jitter adds turbulence. The length and width keep the depth model above (they are not
+  re-derived from the drop size or the ego-motion). Streaks are drawn
+  anti-aliased (cv2, 1/16 px precision) into ``depth_bins`` layers; a layer is blurred by a defocus
   ``sigma = defocus_near * s_bin`` and the layers are over-composited into the rain mask ``alpha`` in [0, 1].
-  Streak positions cover the image plus a margin, so a shifted right view is fully covered.
+  Streak centres cover the image plus a margin of half the longest streak (plus the largest disparity for
+  stereo), so streaks centred just outside the frame still cross its edges and a shifted right view is
+  fully covered.
 * **Night exposure.** ``base = gain * clean^gamma`` (darkening), lit by light sources (street lights in the
   upper part, headlight pairs low):
   ``illum = sum_k strength_k colour_k exp(-r_k^2 / (2 (bloom_k radius_k)^2))``;
@@ -21,8 +40,11 @@ Model (all images float32 RGB in [0, 1], H x W):
 * **Sensor noise** (rainy image only): Poisson-Gaussian,
   ``y = Poisson(x * photons) / photons + N(0, read^2)``.
 * **Stereo.** A streak at depth ``z`` has disparity ``d = focal_baseline / z`` pixels (focal length x
-  baseline, drawn as ``near_disparity * W * z_near``); the right view draws it at ``x - d`` (same ``y``).
-  Scene disparity (optional) hides streaks behind the scene and shifts the lights.
+  baseline, drawn as ``near_disparity * W * z_near`` unless the caller gives the rig's value); the right
+  view draws it at ``x - d`` (same ``y``). Scene disparity (optional) hides streaks behind the scene and
+  shifts the lights. For a real pair without a disparity map the lights are treated as distant (not
+  shifted) and streak disparities use the given or drawn ``focal_baseline``: pass ``scene_disparity`` and
+  ``focal_baseline`` for real pairs when they are known.
 * **Thermal.** ``ir_rainy = clip(ir * (1 - ir_attenuation * alpha) + N(0, ir_noise^2), 0, 1)``: rain barely
   changes long-wave IR. Without a real IR image, :func:`pseudo_thermal` makes a crude stand-in.
 
@@ -31,6 +53,7 @@ Every random choice comes from one ``numpy.random.Generator`` seeded by the call
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, replace
 
 import cv2
@@ -47,6 +70,13 @@ class NightRainConfig:
     depth_range: Range = (1.5, 12.0)       # metres; near streaks long/wide/blurred, far ones short/thin
     angle_deg: Range = (-20.0, 20.0)       # wind angle from vertical, per image
     angle_jitter_deg: float = 3.0          # per-streak angle spread (std)
+    drop_lambda: Range = (2.0, 3.5)        # Marshall-Palmer slope, 1/mm (heavy ... light rain)
+    visible_drop_mm: float = 0.5           # smallest visible drop diameter at the near depth (grows ~ z)
+    max_drop_mm: float = 6.0               # larger drops break up
+    ego_motion: Range = (0.0, 0.6)         # radial/fall motion ratio of a distant drop W/2 from the FOE
+    exposure_travel: Range = (0.1, 0.6)    # metres the camera moves forward during the exposure (< z_near)
+    foe_x: Range = (0.4, 0.6)              # focus of expansion, fraction of the width
+    foe_y: Range = (0.35, 0.5)             # focus of expansion, fraction of the height
     length_near: Range = (0.12, 0.35)      # streak length at the near depth, fraction of image height
     width_near: Range = (2.0, 4.0)         # streak width at the near depth, px per 480 px of min side
     opacity: Range = (0.6, 0.95)           # streak opacity at the near depth
@@ -120,6 +150,12 @@ class SceneParams:
     ir_attenuation: float
     ir_noise: float
     lights: tuple[Light, ...] = field(default=())
+    drop_lambda: float = 2.5               # Marshall-Palmer slope, 1/mm
+    visible_drop_mm: float = 0.5
+    max_drop_mm: float = 6.0
+    ego_motion: float = 0.0                # 0: no radial flow away from the FOE
+    exposure_travel: float = 0.0           # metres, < depth_range[0]
+    foe: tuple[float, float] = (0.0, 0.0)  # focus of expansion (x, y), pixels
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -170,7 +206,11 @@ class NightRainRenderer:
             read_noise=_uniform(rng, c.read_noise),
             focal_baseline=_uniform(rng, c.near_disparity) * width * c.depth_range[0],
             ir_attenuation=c.ir_attenuation, ir_noise=c.ir_noise)
-        return replace(p, lights=self._sample_lights(rng, height, width))
+        ego = replace(p, drop_lambda=_uniform(rng, c.drop_lambda), visible_drop_mm=c.visible_drop_mm,
+                      max_drop_mm=c.max_drop_mm, ego_motion=_uniform(rng, c.ego_motion),
+                      exposure_travel=min(_uniform(rng, c.exposure_travel), 0.8 * c.depth_range[0]),
+                      foe=(_uniform(rng, c.foe_x) * width, _uniform(rng, c.foe_y) * height))
+        return replace(ego, lights=self._sample_lights(rng, height, width))
 
     def _sample_lights(self, rng: np.random.Generator, height: int, width: int) -> tuple[Light, ...]:
         c = self.config
@@ -202,11 +242,13 @@ class NightRainRenderer:
         depth = np.cbrt(z0 ** 3 + u * (z1 ** 3 - z0 ** 3)) if z1 > z0 else np.full(n, float(z0))
         s = z0 / depth
         scale = min(height, width) / 480.0
+        x, y = rng.uniform(-margin, width + margin, n), rng.uniform(-margin, height + margin, n)
+        diameter = drop_diameters(params, depth, rng)
+        angle = streak_angles(params, x, y, depth, diameter, width)
         return StreakSet(
-            x=rng.uniform(-margin, width + margin, n), y=rng.uniform(-margin, height + margin, n),
-            depth=depth, length=params.length_near * height * s * rng.uniform(0.7, 1.3, n),
+            x=x, y=y, depth=depth, length=params.length_near * height * s * rng.uniform(0.7, 1.3, n),
             width=np.maximum(1, np.round(params.width_near * scale * s)).astype(np.int32),
-            angle=params.angle + rng.normal(0.0, 1.0, n) * params.angle_jitter,
+            angle=angle + rng.normal(0.0, 1.0, n) * params.angle_jitter,
             opacity=np.clip(params.opacity * (0.35 + 0.65 * s) * rng.uniform(0.7, 1.0, n), 0.0, 1.0))
 
     # ------------------------------------------------------------ layers
@@ -305,7 +347,7 @@ class NightRainRenderer:
         clean = _as_float(clean)
         h, w = clean.shape[:2]
         params = params or self.sample_params(rng, h, w)
-        streaks = self.sample_streaks(rng, params, h, w, margin=0.0)
+        streaks = self.sample_streaks(rng, params, h, w, margin=streak_margin(params, h))
         alpha = self.rain_mask(streaks, params, h, w)
         illum, glow = self.light_maps(params.lights, h, w)
         night = self.night_exposure(clean, params, illum, glow)
@@ -320,12 +362,16 @@ class NightRainRenderer:
 
     def render_stereo(self, left: np.ndarray, right: np.ndarray | None, rng: np.random.Generator | int, *,
                       scene_disparity: np.ndarray | None = None, noise: bool = True,
-                      params: SceneParams | None = None) -> NightRainStereo:
+                      params: SceneParams | None = None,
+                      focal_baseline: float | None = None) -> NightRainStereo:
         """Night rain on a rectified stereo pair; each streak's right-view position is ``x - fb / z``.
 
         ``right`` may be None when ``scene_disparity`` (left-view disparity, px) is given: the right view is
         then synthesised from the left by :func:`warp_left_to_right`. Scene disparity also hides streaks
-        behind the scene and shifts the lights.
+        behind the scene and shifts the lights. For a real pair give its disparity map (e.g. from the
+        dataset or a stereo matcher) and ``focal_baseline`` (focal length in px x baseline in m) when known;
+        without them the lights stay unshifted (as if distant) and the streak disparities come from a drawn
+        ``focal_baseline`` that is not the real rig's.
         """
         rng = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
         left = _as_float(left)
@@ -338,8 +384,12 @@ class NightRainRenderer:
         if right.shape != left.shape:
             raise ValueError(f'left {left.shape} and right {right.shape} differ in size')
         params = params or self.sample_params(rng, h, w)
+        if focal_baseline is not None:
+            if not focal_baseline > 0:
+                raise ValueError(f'focal_baseline must be > 0, not {focal_baseline}')
+            params = replace(params, focal_baseline=float(focal_baseline))
         z0 = params.depth_range[0]
-        margin = params.focal_baseline / z0 + 0.5 * params.length_near * h * 1.3
+        margin = params.focal_baseline / z0 + streak_margin(params, h)
         streaks = self.sample_streaks(rng, params, h, w, margin=margin)
         disparity = params.focal_baseline / streaks.depth
         right_disp = None if scene_disparity is None else warp_left_to_right(scene_disparity, scene_disparity)
@@ -366,9 +416,49 @@ class NightRainRenderer:
         clean = _as_float(clean)
         h, w = clean.shape[:2]
         params = replace(self.sample_params(rng, h, w), lights=(), ambient=float(rng.uniform(0.6, 0.9)))
-        alpha = self.rain_mask(self.sample_streaks(rng, params, h, w), params, h, w)
+        streaks = self.sample_streaks(rng, params, h, w, margin=streak_margin(params, h))
+        alpha = self.rain_mask(streaks, params, h, w)
         illum = np.zeros_like(clean)
         return self.composite(clean, alpha, illum, params)[0]
+
+
+LENGTH_SPREAD = 1.3  # streak lengths vary by a factor uniform in (0.7, 1.3) around the depth model
+
+
+def streak_margin(params: SceneParams, height: int) -> float:
+    """Half the longest possible streak (px): centres this far outside the frame can still cross it."""
+    return 0.5 * params.length_near * height * LENGTH_SPREAD
+
+
+def terminal_velocity(diameter_mm: np.ndarray | float) -> np.ndarray:
+    """Terminal fall speed (m/s) of rain drops: ``9.65 - 10.3 exp(-0.6 D)`` (Atlas et al. 1973), >= 0.3."""
+    return np.maximum(9.65 - 10.3 * np.exp(-0.6 * np.asarray(diameter_mm, np.float64)), 0.3)
+
+
+REFERENCE_DROP_MM = 2.0  # the image's wind angle is the lean of a drop of this diameter
+
+
+def drop_diameters(params: SceneParams, depth: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Marshall-Palmer diameters (mm) truncated to the drops visible at each depth (module docstring)."""
+    top = float(params.max_drop_mm)
+    low = np.minimum(params.visible_drop_mm * depth / params.depth_range[0], 0.9 * top)
+    lam = float(params.drop_lambda)
+    u = rng.random(depth.shape)
+    return low - np.log1p(-u * (1.0 - np.exp(-lam * (top - low)))) / lam
+
+
+def streak_angles(params: SceneParams, x: np.ndarray, y: np.ndarray, depth: np.ndarray,
+                  diameter: np.ndarray, width: int) -> np.ndarray:
+    """Direction (radians from vertical) of each drop's image motion: its wind-blown fall (slow small drops
+    lean more) plus the forward ego-motion's radial flow away from the FOE with the looming factor
+    ``z / (z - T)`` (module docstring)."""
+    v_ref = float(terminal_velocity(REFERENCE_DROP_MM))
+    fall_x, fall_y = math.tan(params.angle), terminal_velocity(diameter) / v_ref
+    travel = min(float(params.exposure_travel), 0.95 * float(np.min(depth))) if len(depth) else 0.0
+    looming = depth / (depth - travel)
+    gain = params.ego_motion * looming / (0.5 * width)
+    fx, fy = params.foe
+    return np.arctan2(fall_x + gain * (x - fx), fall_y + gain * (y - fy))
 
 
 def _as_float(image: np.ndarray) -> np.ndarray:
