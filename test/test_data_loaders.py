@@ -139,6 +139,18 @@ def test_gtav_nightrain_sets_share_ground_truth(tmp_path):
         open_dataset(tmp_path, split='test')
 
 
+def test_split_folder_with_rainy_and_norain_is_paired_not_gtav(tmp_path):
+    # train/{rainy,norain}: a paired set in a split folder; GTAV needs rainy and gt side by side
+    _write(tmp_path / 'train' / 'rainy' / 'rain-1.png', 1)
+    _write(tmp_path / 'train' / 'norain' / 'norain-1.png', 2)
+    assert detect_layout(tmp_path) == 'paired'
+    data = open_dataset(tmp_path)
+    assert data.layout == 'paired' and len(data) == 1
+    assert data.samples[0].files['clean'].name == 'norain-1.png'
+    _write(tmp_path / 'train' / 'gt' / 'rain-1.png', 3)     # now rainy + gt siblings: GTAV
+    assert detect_layout(tmp_path) == 'gtav'
+
+
 @pytest.mark.parametrize('view_first', [True, False])
 def test_stereo_layouts(tmp_path, view_first):
     for view, value in (('left', 10), ('right', 20)):

@@ -315,6 +315,12 @@ def visible_infrared(root: str | os.PathLike[str], split: str | None = None) -> 
     return ImageSet('vi_ir', base, ('clean', 'infrared'), samples)
 
 
+def _gtav_leaf(folder: Path) -> bool:
+    """A GTAV-NightRain ``<split>`` folder: ``rainy`` and ``gt`` side by side (``rainy`` + ``norain`` is
+    the paired layout)."""
+    return (folder / 'rainy').is_dir() and (folder / 'gt').is_dir()
+
+
 def detect_layout(root: str | os.PathLike[str], split: str = 'train') -> str:
     """Guess the layout of a dataset folder (see module docstring); DatasetError when none fits."""
     base = Path(root)
@@ -322,7 +328,7 @@ def detect_layout(root: str | os.PathLike[str], split: str = 'train') -> str:
         raise DatasetError(f'dataset folder not found: {base}')
     if (base / 'Vis').is_dir() or (base / split / 'Vis').is_dir():
         return 'roadscene'
-    if (base / split / 'rainy').is_dir() or any((p / split / 'rainy').is_dir() for p in base.iterdir()):
+    if _gtav_leaf(base / split) or any(_gtav_leaf(p / split) for p in base.iterdir() if p.is_dir()):
         return 'gtav'
     if _find_child(base, _LEFT_NAMES) and _find_child(base, _RIGHT_NAMES):
         return 'stereo'
