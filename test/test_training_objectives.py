@@ -13,7 +13,7 @@ from nitedr_ros.data.layouts import open_dataset
 from nitedr_ros.networks import build_network
 from nitedr_ros.training.datasets import PatchDataset, PatchSettings, batch_indices, collate
 from nitedr_ros.training.objectives import build_objective, recipe
-from roadscene_data import make_roadscene
+from roadscene_data import make_roadscene, make_visible_infrared
 
 
 def _batch(kind: str, tmp_path: Path, negatives: int = 0, patch: int = 16) -> dict[str, torch.Tensor]:
@@ -118,6 +118,19 @@ def test_fusion_patches_are_aligned(tmp_path):
     images, (top, left) = next((im, at) for im, at in found if at is not None)
     ir = torch.from_numpy(images['infrared'][top:top + 40, left:left + 40].astype(np.float32) / 255)
     assert torch.allclose(item['infrared'][0], ir)
+
+
+def test_fusion_patches_from_a_rain_free_visible_infrared_set(tmp_path):
+    data = open_dataset(make_visible_infrared(tmp_path / 'msrs'))
+    assert data.layout == 'vi_ir' and 'rainy' not in data.roles
+    patches = PatchDataset([data], 'fusion', PatchSettings(patch=16, seed=0))
+    item = patches[3]
+    assert set(item) == {'rainy', 'clean', 'infrared'}
+    assert torch.equal(item['rainy'], item['clean'])       # the clean visible image is the fusion input
+    mixed = PatchDataset([data, open_dataset(make_roadscene(tmp_path / 'rs'))], 'fusion',
+                         PatchSettings(patch=16, seed=0))
+    batch = collate([mixed[i] for i in range(6)])           # sets with and without rain batch together
+    assert batch['rainy'].shape == (6, 3, 16, 16)
 
 
 def _locate(patch: torch.Tensor, image: np.ndarray):

@@ -14,7 +14,7 @@ from nitedr_ros.cli import main as cli_main
 from nitedr_ros.errors import ConfigError, OutputExistsError
 from nitedr_ros.networks.checkpoint import load_checkpoint, read_checkpoint
 from nitedr_ros.training.trainer import TrainOptions, train
-from roadscene_data import make_roadscene
+from roadscene_data import make_roadscene, make_visible_infrared
 
 
 def _options(data: Path, out: Path, **kw) -> TrainOptions:
@@ -86,6 +86,14 @@ def test_fusion_training_on_a_frozen_cleannet(tmp_path):
                             cleannet=str(stage1.last_checkpoint), settings={'stages': 2}))
     assert result.metric_name == 'val_loss' and result.best_metric is not None
     assert read_checkpoint(result.last_checkpoint)['meta']['cleannet'].endswith('last.pt')
+
+
+def test_fusion_training_on_rain_free_visible_infrared_data(tmp_path):
+    data = make_visible_infrared(tmp_path / 'msrs')
+    result = train(_options(data, tmp_path / 'fusion', network='fusionnet', steps=2,
+                            settings={'stages': 1}))
+    assert result.metric_name == 'val_loss' and np.isfinite(result.best_metric)
+    assert np.isfinite(result.last_losses['total'])
 
 
 def test_stereo_and_mspfn_training_runs(tmp_path):

@@ -11,7 +11,9 @@ Kinds of items (all float32 tensors in [0, 1], CHW):
   exposure + lights + noise, whose target is the noise-free night image). With ``negatives = n`` also
   ``neg_chromatic`` [n,3,P,P] (the input re-coloured to other mean colours) and ``neg_degradation``
   [n,3,P,P] (the clean patch with other rain layers, or blurred) for Rainmer's contrastive term.
-* ``fusion``: ``rainy``, ``clean`` [3,P,P], ``infrared`` [1,P,P].
+* ``fusion``: ``rainy``, ``clean`` [3,P,P], ``infrared`` [1,P,P]. Rain-free visible/infrared sets
+  (MSRS/LLVIP ``vi_ir``) have no rainy image: their ``rainy`` is the clean image itself, the visible input
+  a perfect stage 1 would hand the fusion network.
 * ``stereo``: ``rainy``, ``clean``, ``rainy_right``, ``clean_right`` [3,P,P], ``disparity`` [1,P,P] (left
   view, px) and ``has_disparity`` []: a clean image (or a real stereo pair) gets a synthetic road-scene
   disparity, a synthesised right view and stereo night rain from the renderer.
@@ -102,9 +104,10 @@ class PatchDataset(torch.utils.data.Dataset):
         self.renderer = renderer or NightRainRenderer()
         if kind == 'fusion':
             for image_set in sets:
-                if 'infrared' not in image_set.roles or 'rainy' not in image_set.roles:
-                    raise DatasetError(f'fusion training needs rainy + infrared images; {image_set.root} '
-                                       f'({image_set.layout}) has {", ".join(image_set.roles)}')
+                if 'infrared' not in image_set.roles or 'clean' not in image_set.roles:
+                    raise DatasetError(f'fusion training needs visible (clean) + infrared images; '
+                                       f'{image_set.root} ({image_set.layout}) has '
+                                       f'{", ".join(image_set.roles)}')
 
     def __len__(self) -> int:
         return self.LENGTH
@@ -116,6 +119,7 @@ class PatchDataset(torch.utils.data.Dataset):
             return self._stereo(sample, rng)
         if self.kind == 'fusion':
             crop = random_crop(sample, self.settings.patch, rng)
+            crop.setdefault('rainy', crop['clean'])  # rain-free sets: the clean image is the visible input
             if self.settings.augment:
                 k = int(rng.integers(0, 8))
                 crop = {name: dihedral(im, k) for name, im in crop.items()}

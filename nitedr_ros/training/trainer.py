@@ -518,7 +518,8 @@ class _Validation:
         if limit:
             self.items = self.items[:limit]
         self.synthetic: list[dict[str, torch.Tensor]] | None = None
-        if self.kind == 'stereo' or any('rainy' not in s.roles for s, _ in self.items):
+        no_rain = any('rainy' not in s.roles for s, _ in self.items)
+        if self.kind == 'stereo' or (self.kind == 'derain' and no_rain):
             settings = PatchSettings(patch=trainer.options.val_patch, seed=trainer.options.seed + 7919,
                                      synthetic=1.0, synthetic_style='night', augment=False)
             patches = PatchDataset(sets, 'stereo' if self.kind == 'stereo' else 'derain', settings)
@@ -562,7 +563,8 @@ class _Validation:
     def _fusion(self, device: torch.device) -> dict[str, float]:
         totals = []
         for image_set, i in self.items:
-            images = image_set.load(i, ('rainy', 'clean', 'infrared'))
+            images = image_set.load(i, [r for r in ('rainy', 'clean', 'infrared') if r in image_set.roles])
+            images.setdefault('rainy', images['clean'])  # rain-free visible/infrared sets
             batch = {k: _to_tensor(v, device) for k, v in images.items()}
             padded = {k: pad_to_multiple(v, 8)[0] for k, v in batch.items()}
             totals.append(float(self.objective(padded)['total']))
