@@ -67,6 +67,32 @@ def test_rainmer_objective_learns_with_contrastive_term(tmp_path):
     _two_steps_lower_the_loss('rainmer', batch, negatives=2)
 
 
+def test_rainmer_positive_is_the_input_by_default(tmp_path):
+    torch.manual_seed(0)
+    batch = _batch('derain', tmp_path, negatives=2)
+    assert recipe('rainmer')['positive'] == 'input'
+    objective = build_objective('rainmer', build_network('rainmer', 'realtime'), recipe('rainmer'))
+    seen = []
+    original = objective.keys.key_prompts
+
+    def spy(images):
+        seen.append(images)
+        return original(images)
+
+    objective.keys.key_prompts = spy
+    objective(batch)
+    assert torch.equal(seen[0], batch['rainy'])             # the first key batch is the positive
+    target = build_objective('rainmer', build_network('rainmer', 'realtime'),
+                             recipe('rainmer', {'positive': 'target'}))
+    seen.clear()
+    original = target.keys.key_prompts
+    target.keys.key_prompts = spy
+    target(batch)
+    assert torch.equal(seen[0], batch['clean'])
+    with pytest.raises(Exception, match='positive'):
+        build_objective('rainmer', build_network('rainmer', 'realtime'), recipe('rainmer', {'positive': 'x'}))
+
+
 def test_rainmer_objective_keeps_the_key_encoder_state(tmp_path):
     r = recipe('rainmer')
     objective = build_objective('rainmer', build_network('rainmer', 'realtime'), r)

@@ -24,10 +24,11 @@ RECIPES: dict[str, dict[str, Any]] = {
     # NiteDR stage 1 (DRSformer recipe): AdamW 3e-4, wd 1e-4, L1; we add 0.1 (1 - SSIM) (structural term).
     'cleannet': dict(optimizer='adamw', lr=3e-4, weight_decay=1e-4, eta_min=1e-6, grad_clip=0.01,
                      pixel='l1', ssim_weight=0.1, kind='derain', synthetic=0.0, identity_init=1),
-    # Rainmer: AdamW 3e-4, Charbonnier + 0.1 (1 - SSIM) + 0.1 contrastive, 4 negatives, temperature 1.
+    # Rainmer: AdamW 3e-4, Charbonnier + 0.1 (1 - SSIM) + 0.1 contrastive, 4 negatives, temperature 1;
+    # positive: the key encoder's prompts of the input itself (see RainmerObjective).
     'rainmer': dict(optimizer='adamw', lr=3e-4, weight_decay=0.0, prompt_weight_decay=0.01, eta_min=1e-6,
                     grad_clip=0.01, ssim_weight=0.1, contrastive_weight=0.1, negatives=4, temperature=1.0,
-                    momentum=0.999, positive='target', kind='derain', synthetic=0.5, identity_init=1),
+                    momentum=0.999, positive='input', kind='derain', synthetic=0.5, identity_init=1),
     # MSPFN: Adam 5e-4, Charbonnier + 0.05 Charbonnier on Laplacian edges.
     'mspfn': dict(optimizer='adam', lr=5e-4, weight_decay=0.0, eta_min=1e-6, grad_clip=0.0, edge_weight=0.05,
                   kind='derain', synthetic=0.5, identity_init=1),
@@ -139,11 +140,17 @@ class MSPFNObjective(Objective):
 class RainmerObjective(Objective):
     """Rainmer: ``Charbonnier + 0.1 (1 - SSIM) + lambda * contrastive`` on the query encoder's prompts.
 
-    Query: the prompts of the rainy input (with gradient). Positive: the key encoder's prompts of the clean
-    target (``positive='target'``) or of the rainy input itself (``'input'``, MoCo style). Negatives (key
-    encoder, from the patch dataset): the input re-coloured to other mean colours against the chromatic
-    prompt; the target with other rendered rain layers or blurred against the degradation prompt. InfoNCE
-    with cosine logits / temperature. The key encoder follows the query encoder by momentum after each step.
+    Query: the prompts of the rainy input (with gradient). Negatives (key encoder, from the patch dataset):
+    the input re-coloured to other mean colours against the chromatic prompt; the clean image with other
+    rendered rain layers (or blurred) against the degradation prompt. InfoNCE with cosine logits /
+    temperature. The key encoder follows the query encoder by momentum after each step.
+
+    Positive (``positive``): ``'input'`` (default, MoCo style): the key encoder's prompts of the rainy input
+    itself. The prompts describe the input's own colour cast and rain; the negatives differ from the input
+    in exactly one of them (same content, other colour; same content, other rain), so the only positive
+    that they contrast with is the input. ``'target'`` (the clean image's keys) is kept as an option, but
+    a clean image has neither the input's rain nor necessarily its colour, so it pulls the degradation
+    prompt towards "no rain" while the negatives push it away from "other rain".
     """
 
     def __init__(self, network: nn.Module, settings: dict[str, Any]) -> None:
