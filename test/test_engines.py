@@ -277,3 +277,52 @@ def test_onnxruntime_float16_io_is_hidden_behind_float32(tmp_path):
     out = engine.infer({'image': x})['derained']
     assert out.dtype == np.float32
     np.testing.assert_allclose(out, x, atol=1e-3)
+
+
+def test_metadata_props_reader_needs_no_onnx_package(tmp_path, model_dir):
+    from nitedr_ros.engines.onnx_info import read_metadata_props, read_model_info
+
+    for name in ('gain.onnx', 'stereo.onnx'):
+        assert read_metadata_props(model_dir / name) == read_model_info(model_dir / name).metadata
+    for content in (b'not a protobuf', b'', b'\x0a\xff\xff\xff'):
+        broken = tmp_path / 'broken.onnx'
+        broken.write_bytes(content)
+        with pytest.raises(ConfigError):
+            read_metadata_props(broken)
+
+
+@pytest.fixture(scope='module', params=['fusionnet', 'mspfn'])
+def exported_network(request, tmp_path_factory):
+    torch = pytest.importorskip('torch')
+    from nitedr_ros.export.onnx_export import export_network
+    from nitedr_ros.networks import build_network
+
+    network = request.param
+    torch.set_num_threads(1)
+    torch.manual_seed(3)
+    model = build_network(network, 'realtime').eval()
+    with torch.no_grad():  # weights away from the identity start, so the comparison means something
+        for parameter in model.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    path = tmp_path_factory.mktemp('real') / f'{network}_realtime.onnx'
+    export_network(model, network, 'realtime', path, fp16=False, parity=False, trace_hw=(32, 32), threads=1)
+    return network, model, path
+
+
+def test_a_real_network_agrees_between_onnxruntime_at_its_default_level_and_torch(exported_network):
+    """A realtime network exported, opened as the node opens it (ORT graph optimisation 'all', including
+    the NCHWc layout the export's parity check leaves out) vs torch eager on the same weights."""
+    from nitedr_ros.modelspec import get_spec
+
+    network, model, path = exported_network
+    spec = get_spec(network)
+    ort_engine = open_engine(path, 'onnxruntime-cpu', threads=1)
+    assert ort_engine.describe()['graph_optimization'] == 'all'
+    torch_engine = open_engine(model, 'torch-cpu', network=network, threads=1)
+    rng = np.random.default_rng(4)
+    feed = {t.name: rng.random((1, t.channels, 32, 40), dtype=np.float32) for t in spec.inputs}
+    a = ort_engine.infer(feed)[spec.output_names[0]]
+    b = torch_engine.infer(feed)[spec.output_names[0]]
+    assert a.shape == b.shape == (1, 3, 32, 40)
+    assert float(np.abs(b - feed[spec.input_names[0]]).max()) > 1e-2  # not an identity
+    assert float(np.abs(a - b).max()) <= 1e-3

@@ -17,6 +17,7 @@ from nitedr_ros.engines.engine_cache import (
     BuildOutput,
     BuildSettings,
     EngineCache,
+    EngineFileError,
     file_lock,
     read_sidecar,
     stale_reason,
@@ -81,7 +82,7 @@ def test_key_holds_everything_an_engine_depends_on(tmp_path, onnx_file):
 
 
 @pytest.mark.parametrize('change', ['onnx', 'tensorrt', 'gpu', 'capability', 'precision', 'profile',
-                                    'workspace'])
+                                    'workspace', 'optimization_level'])
 def test_key_changes_with_each_input(tmp_path, onnx_file, change):
     settings = BuildSettings()
     base = make_cache(tmp_path).key_for(onnx_file, settings)
@@ -100,6 +101,8 @@ def test_key_changes_with_each_input(tmp_path, onnx_file, change):
         settings = BuildSettings(profile_max_hw=(720, 1280))
     elif change == 'workspace':
         settings = BuildSettings(workspace_mb=2048)
+    elif change == 'optimization_level':
+        settings = BuildSettings(optimization_level=5)
     other = make_cache(tmp_path, toolkit, device).key_for(onnx_file, settings)
     assert other != base
     assert other.digest != base.digest
@@ -320,3 +323,109 @@ def test_profile_shapes_fill_dynamic_axes_only():
 def test_bad_build_settings(kwargs):
     with pytest.raises(ConfigError):
         BuildSettings(**kwargs)
+
+
+def cache_files(cache: EngineCache) -> set[str]:
+    return {p.name for p in cache.directory.iterdir() if not p.name.startswith('timing.')}
+
+
+def test_a_build_prunes_older_engines_of_the_same_model_and_gpu(tmp_path, onnx_file):
+    toolkit = FakeToolkit()
+    cache = make_cache(tmp_path, toolkit)
+    old = cache.get(onnx_file, BuildSettings(profile_max_hw=(720, 1280)))
+    other_model = onnx_file.with_name('cleannet_realtime.fp16.onnx')  # another stem: never pruned
+    other_model.write_bytes(b'fp16 graph')
+    kept_model = cache.get(other_model, BuildSettings())
+    ada = DeviceIdentity('Fake GPU', (8, 9))
+    other_gpu = make_cache(tmp_path, toolkit, ada).get(onnx_file, BuildSettings())
+    assert old.path.is_file() and cache.lock_path(old.path).exists()
+    new = cache.get(onnx_file, BuildSettings())
+    assert new.source == 'built'
+    assert 'differs in profile_max_hw' in new.reason  # says why the old engine did not serve
+    assert not old.path.exists() and not cache.sidecar_path(old.path).exists()
+    assert not cache.lock_path(old.path).exists()
+    assert kept_model.path.is_file() and other_gpu.path.is_file() and new.path.is_file()
+
+
+def test_pruning_skips_an_engine_being_built_and_can_be_off(tmp_path, onnx_file):
+    toolkit = FakeToolkit()
+    old = make_cache(tmp_path, toolkit).get(onnx_file, BuildSettings(workspace_mb=512))
+    kept = EngineCache(tmp_path / 'engines', toolkit, DEVICE, prune=False).get(onnx_file, BuildSettings())
+    assert old.path.is_file() and kept.path.is_file()
+    with file_lock(EngineCache.lock_path(old.path)):
+        make_cache(tmp_path, toolkit).get(onnx_file, BuildSettings(workspace_mb=2048))
+    assert old.path.is_file()  # its lock was held
+    assert not kept.path.exists()  # not locked: pruned
+
+
+def test_sidecar_keeps_the_onnx_metadata(tmp_path):
+    from nitedr_ros.engines import tiny_models
+
+    onnx_path = tiny_models.identity_model(tmp_path / 'stereoirr_tiny.onnx', 'stereoirr')
+    built = make_cache(tmp_path).get(onnx_path, BuildSettings())
+    assert built.sidecar['onnx_metadata']['nitedr.network'] == 'stereoirr'
+    assert read_sidecar(EngineCache.sidecar_path(built.path))['onnx_metadata']['nitedr.multiple_of'] == '8'
+
+
+def test_explicit_engine_file_is_built_loaded_and_rebuilt_in_place(tmp_path, onnx_file):
+    toolkit = FakeToolkit()
+    cache = make_cache(tmp_path, toolkit)
+    plan = tmp_path / 'plans' / 'derain.engine'
+    first = cache.get(onnx_file, BuildSettings(), engine_path=plan)
+    assert first.source == 'built' and first.path == plan and plan.is_file()
+    assert read_sidecar(EngineCache.sidecar_path(plan))['key'] == first.key.to_dict()
+    assert cache.get(onnx_file, BuildSettings(), engine_path=plan).source == 'cache'
+    changed = cache.get(onnx_file, BuildSettings(optimization_level=5), engine_path=plan)
+    assert changed.source == 'built' and changed.path == plan
+    assert 'cache key differs (optimization_level)' in changed.reason
+    forced = cache.get(onnx_file, BuildSettings(), engine_path=plan, force_rebuild=True)
+    assert forced.reason == 'forced rebuild'
+    assert not cache.directory.exists() or not list(cache.directory.glob('*.engine'))  # nothing in the cache
+
+
+def test_explicit_engine_file_without_sidecar_is_loaded_as_given_and_never_overwritten(tmp_path, onnx_file):
+    toolkit = FakeToolkit()
+    cache = make_cache(tmp_path, toolkit)
+    plan = tmp_path / 'trtexec.engine'
+    plan.write_bytes(b'PLAN:from trtexec')
+    loaded = cache.get(onnx_file, BuildSettings(), engine_path=plan)
+    assert loaded.source == 'file' and 'without sidecar' in loaded.reason
+    assert loaded.engine.plan == b'PLAN:from trtexec' and toolkit.builds == []
+    plan.write_bytes(b'not a plan')
+    with pytest.raises(EngineFileError, match='cannot use engine file'):
+        cache.get(onnx_file, BuildSettings(), engine_path=plan)
+    assert plan.read_bytes() == b'not a plan' and toolkit.builds == []
+
+
+def test_explicit_engine_file_without_its_onnx(tmp_path, onnx_file):
+    toolkit = FakeToolkit()
+    cache = make_cache(tmp_path, toolkit)
+    plan = tmp_path / 'derain.engine'
+    cache.get(onnx_file, BuildSettings(), engine_path=plan)
+    loaded = cache.load_file(plan, BuildSettings())
+    assert loaded.source == 'file' and 'sidecar matches' in loaded.reason
+    assert loaded.key.onnx_sha256 == read_sidecar(EngineCache.sidecar_path(plan))['key']['onnx_sha256']
+    with pytest.raises(EngineFileError, match=r'profile_max_hw \[1088, 1920\] != \[720, 1280\]'):
+        cache.load_file(plan, BuildSettings(profile_max_hw=(720, 1280)))
+    newer = make_cache(tmp_path, FakeToolkit('11.0.0'))
+    with pytest.raises(EngineFileError, match='tensorrt_version'):
+        newer.load_file(plan, BuildSettings())
+    with pytest.raises(EngineFileError, match='engine file not found'):
+        cache.load_file(tmp_path / 'absent.engine', BuildSettings())
+    assert len(toolkit.builds) == 1
+
+
+def test_an_unusable_runtime_is_an_error_not_a_rebuild(tmp_path, onnx_file):
+    from nitedr_ros.engines.engine_cache import EngineBuildError
+
+    toolkit = FakeToolkit()
+    cache = make_cache(tmp_path, toolkit)
+    cache.get(onnx_file, BuildSettings())
+
+    def no_runtime(plan):
+        raise EngineBuildError('TensorRT failed creating the TensorRT runtime: TypeError: nullptr')
+
+    toolkit.deserialize = no_runtime
+    with pytest.raises(EngineBuildError, match='nullptr'):
+        cache.get(onnx_file, BuildSettings())
+    assert len(toolkit.builds) == 1

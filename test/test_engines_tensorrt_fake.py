@@ -204,3 +204,85 @@ def test_shape_outside_the_profile_is_refused(tmp_path, monkeypatch):
 def test_fixed_profile_reports_a_fixed_size(tmp_path, monkeypatch):
     engine, _, _ = open_fake(tmp_path, monkeypatch, profile=((1, 3, 64, 64),) * 3)
     assert engine.limits.fixed == (64, 64)
+
+
+class FailingEventCuda(FakeCuda):
+    """The second event cannot be created (out of resources)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events = 0
+        self.destroyed_events = 0
+
+    def event_create(self):
+        self.events += 1
+        if self.events == 2:
+            from nitedr_ros.engines.cuda import CudaError
+
+            raise CudaError('cudaEventCreate failed: cudaErrorMemoryAllocation')
+        return object()
+
+    def event_destroy(self, event):
+        self.destroyed_events += 1
+
+
+def test_a_failed_setup_releases_what_it_created(tmp_path, monkeypatch):
+    from nitedr_ros.errors import BackendUnavailableError
+
+    cuda = FailingEventCuda()
+    monkeypatch.setattr(tensorrt_engine, 'cuda_runtime', lambda: cuda)
+    engine, _, _ = open_fake(tmp_path, monkeypatch)  # a working one first: the fixture's own fake
+    engine.close()
+    monkeypatch.setattr(tensorrt_engine, 'cuda_runtime', lambda: cuda)
+    prepared = engine.prepared
+    monkeypatch.setattr(tensorrt_engine, 'prepare_engine', lambda *a, **k: prepared)
+    with pytest.raises(BackendUnavailableError, match='cudaErrorMemoryAllocation'):
+        tensorrt_engine.TensorRTEngine(prepared.onnx_path, settings=BuildSettings())
+    assert cuda.streams == 0  # the stream was destroyed
+    assert cuda.destroyed_events == 1  # and the one event that existed
+
+
+def test_a_tensorrt_exception_in_setup_is_an_engine_build_error(tmp_path, monkeypatch):
+    from nitedr_ros.engines.engine_cache import EngineBuildError
+
+    engine, cuda, trt_engine = open_fake(tmp_path, monkeypatch)
+    engine.close()
+
+    def no_context():
+        raise TypeError('pybind11::init(): factory function returned nullptr')
+
+    trt_engine.create_execution_context = no_context
+    prepared = engine.prepared
+    with pytest.raises(EngineBuildError, match=r'execution context .*factory function returned nullptr'):
+        tensorrt_engine.TensorRTEngine(prepared.onnx_path, settings=BuildSettings())
+    assert cuda.streams == 0 and cuda.memory == {}
+
+
+def test_metadata_of_an_engine_file_without_its_onnx_comes_from_the_sidecar(tmp_path, monkeypatch):
+    engine, _, _ = open_fake(tmp_path, monkeypatch)
+    engine.close()
+    prepared = engine.prepared
+    prepared.onnx_path = None
+    prepared.cached.source = 'file'
+    prepared.cached.sidecar = {'onnx_metadata': {'nitedr.network': 'stereoirr', 'nitedr.multiple_of': '16'}}
+    plan_only = tensorrt_engine.TensorRTEngine('stereoirr_realtime.onnx', settings=BuildSettings(),
+                                               engine_file=tmp_path / 'x.engine')
+    assert plan_only.metadata['nitedr.network'] == 'stereoirr' and plan_only.multiple_of == 16
+    assert plan_only.describe()['model'] == str(tmp_path / 'x.engine')
+    prepared.cached.sidecar = {}  # no sidecar at all: the network from the file name
+    bare = tensorrt_engine.TensorRTEngine('mspfn_realtime.onnx', settings=BuildSettings(),
+                                          engine_file=tmp_path / 'x.engine')
+    assert bare.metadata['nitedr.network'] == 'mspfn' and bare.multiple_of == 8
+
+
+def test_metadata_is_read_without_onnx_or_onnxruntime(tmp_path, monkeypatch):
+    import sys
+
+    engine, _, _ = open_fake(tmp_path, monkeypatch)
+    engine.close()
+    monkeypatch.setitem(sys.modules, 'onnx', None)
+    monkeypatch.setitem(sys.modules, 'onnxruntime', None)
+    again = tensorrt_engine.TensorRTEngine(engine.prepared.onnx_path, settings=BuildSettings())
+    assert again.metadata['nitedr.network'] == 'cleannet' and again.metadata['nitedr.multiple_of'] == '8'
+    facts = again.describe()
+    assert 'transfer_ms' in facts['timing'] and facts['optimization_level'] == '3'

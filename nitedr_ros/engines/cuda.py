@@ -240,10 +240,25 @@ class PyCudaRuntime(CudaRuntime):
         drv.init()
         self._drv = drv
         self._context = None
+        self._index: int | None = None
         self._allocations: dict[int, Any] = {}
 
+    def _is_current(self) -> bool:
+        try:
+            current = self._drv.Context.get_current()
+        except Exception:  # noqa: BLE001 - no context at all
+            return False
+        if current is None or self._context is None:
+            return False
+        return getattr(current, 'handle', current) == getattr(self._context, 'handle', self._context)
+
     def set_device(self, index: int) -> None:
-        self._context = self._drv.Device(index).retain_primary_context()
+        """Make the device's primary context current on this thread; pushes only when it is not already."""
+        if self._index == index and self._is_current():
+            return
+        if self._context is None or self._index != index:
+            self._context = self._drv.Device(index).retain_primary_context()
+            self._index = index
         self._context.push()
 
     def malloc(self, nbytes: int) -> int:
@@ -275,9 +290,10 @@ class PyCudaRuntime(CudaRuntime):
         stream.synchronize()
 
     def stream_destroy(self, stream: Any) -> None:
-        if self._context is not None:
+        if self._context is not None and self._is_current():
             self._context.pop()
-            self._context = None
+        self._context = None
+        self._index = None
 
     def copy_to_device_async(self, dst: int, src: np.ndarray, stream: Any) -> None:
         self._drv.memcpy_htod_async(dst, src, stream)

@@ -3,6 +3,12 @@
 Session options: full graph optimisation, sequential execution, configurable intra-op threads (0 = ONNX
 Runtime's default, one per physical core), one inter-op thread. ``onnxruntime`` is imported when an engine
 is created, not when this module is imported.
+
+Precision: the engine runs the ONNX file it is given; :func:`nitedr_ros.engines.open_engine` gives the GPU
+providers the ``.fp16.onnx`` file for fp16 (TensorRT 11 has no FP16 builder flag, so the TensorRT provider's
+``trt_fp16_enable`` is not used; the precision is in the graph). ``last_inference_ms`` is wall clock around
+``session.run``: on the CUDA and TensorRT providers it includes the host<->device copies of inputs and
+outputs (``describe()['timing']`` says so).
 """
 
 from __future__ import annotations
@@ -41,7 +47,8 @@ class OnnxRuntimeEngine(InferenceEngine):
     def __init__(self, model_path: str | os.PathLike[str], backend: str = 'onnxruntime-cpu', *,
                  threads: int = 0, optimization: str = 'all', precision: str = 'fp32',
                  cache_dir: str | os.PathLike[str] | None = None, device_index: int = 0,
-                 profile_hw: tuple[tuple[int, int], tuple[int, int], tuple[int, int]] | None = None) -> None:
+                 profile_hw: tuple[tuple[int, int], tuple[int, int], tuple[int, int]] | None = None,
+                 workspace_mb: int | None = None, optimization_level: int | None = None) -> None:
         if backend not in PROVIDERS:
             raise ConfigError(f'unknown ONNX Runtime backend {backend!r}; '
                               f'choose one of {", ".join(PROVIDERS)}')
@@ -77,7 +84,8 @@ class OnnxRuntimeEngine(InferenceEngine):
         options.intra_op_num_threads = max(0, self.threads)
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        providers = self._providers(provider, precision, cache_dir, device_index, profile_hw, model_path)
+        providers = self._providers(provider, cache_dir, device_index, profile_hw, model_path,
+                                    workspace_mb=workspace_mb, optimization_level=optimization_level)
         try:
             self._session = ort.InferenceSession(str(model_path), options, providers=providers)
         except Exception as exc:
@@ -97,8 +105,10 @@ class OnnxRuntimeEngine(InferenceEngine):
             self.limits = ShapeLimits(fixed=(first[2], first[3]))
 
     @staticmethod
-    def _providers(provider: str, precision: str, cache_dir: str | os.PathLike[str] | None, device_index: int,
-                   profile_hw: tuple[tuple[int, int], ...] | None, model_path: Path) -> list:
+    def _providers(provider: str, cache_dir: str | os.PathLike[str] | None, device_index: int,
+                   profile_hw: tuple[tuple[int, int], ...] | None, model_path: Path, *,
+                   workspace_mb: int | None = None, optimization_level: int | None = None) -> list:
+        """The ``providers`` list for ``InferenceSession``: the chosen provider first, then fallbacks."""
         if provider == 'CPUExecutionProvider':
             return ['CPUExecutionProvider']
         cuda = ('CUDAExecutionProvider', {'device_id': device_index})
@@ -114,8 +124,11 @@ class OnnxRuntimeEngine(InferenceEngine):
             'trt_engine_cache_path': str(cache),
             'trt_timing_cache_enable': True,
             'trt_timing_cache_path': str(cache),
-            'trt_fp16_enable': precision == 'fp16',
         }
+        if workspace_mb:
+            options['trt_max_workspace_size'] = int(workspace_mb) << 20
+        if optimization_level is not None:
+            options['trt_builder_optimization_level'] = int(optimization_level)
         if profile_hw is not None:
             from .onnx_info import read_model_info
 
@@ -147,6 +160,8 @@ class OnnxRuntimeEngine(InferenceEngine):
             'onnxruntime_version': ort.__version__,
             'intra_op_threads': str(self.threads) if self.threads > 0 else 'default',
             'graph_optimization': self.optimization,
+            'timing': ('inference_ms: wall clock around session.run'
+                       + (', including host<->device copies' if self.backend != 'onnxruntime-cpu' else '')),
         })
         return facts
 

@@ -3,7 +3,15 @@
 ``auto``: TensorRT when a CUDA device exists and ``tensorrt`` is importable (checked with
 ``importlib.util.find_spec``, so nothing is imported before the device check), else ONNX Runtime with the
 CUDA provider when it is installed and a device exists, else ONNX Runtime on the CPU. The reason is logged
-and returned by ``describe()['why']``.
+and returned by ``describe()['why']``. A TensorRT attempt that fails (no device, TensorRT build or runtime
+errors, out of memory, an engine cache that cannot be written) falls back the same way and the reason says
+what failed.
+
+TensorRT settings: ``precision``, the profile, ``workspace_mb`` and ``optimization_level`` (builder level
+0-5) form the engine cache key together with the ONNX sha256, the TensorRT version and the GPU; any
+difference between the provisioning run (``nitedr build-engine``) and the node means a rebuild.
+``engine_file`` uses an explicit plan instead of the cache (see :mod:`nitedr_ros.engines.engine_cache`);
+it may be given without the ONNX (TensorRT only).
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ def open_engine(model: Any, backend: str = 'auto', *, precision: str = 'fp32', t
                 engine_cache_dir: str | os.PathLike[str] | None = None, force_rebuild: bool = False,
                 profile_min_hw: tuple[int, int] = (128, 128), profile_opt_hw: tuple[int, int] = (720, 1280),
                 profile_max_hw: tuple[int, int] = (1088, 1920), workspace_mb: int = 1024,
+                optimization_level: int = 3, engine_file: str | os.PathLike[str] | None = None,
                 device_index: int = 0, network: str | None = None, config: str | None = None,
                 ort_optimization: str = 'all', verbose: bool = False) -> InferenceEngine:
     """Open a model with a backend (see :data:`nitedr_ros.engines.BACKENDS`).
@@ -66,12 +75,22 @@ def open_engine(model: Any, backend: str = 'auto', *, precision: str = 'fp32', t
         raise ConfigError(f'backend {backend} needs an ONNX file path, got {type(model).__name__}')
     from ..paths import resolve_model
 
-    path = resolve_model(model)
+    if not 0 <= int(optimization_level) <= 5:
+        raise ConfigError(f'optimization_level must be 0..5, got {optimization_level}')
+    engine_file = str(engine_file) if engine_file else None
+    try:
+        path = resolve_model(model)
+    except ConfigError:
+        if not (engine_file and backend in ('auto', 'tensorrt')):
+            raise
+        path = Path(model)  # an engine file deployed without its ONNX: TensorRT only
+        backend = 'tensorrt'
     common: dict[str, Any] = dict(precision=precision, threads=threads, engine_cache_dir=engine_cache_dir,
                                   force_rebuild=force_rebuild, device_index=device_index,
                                   profile=(tuple(profile_min_hw), tuple(profile_opt_hw),
                                            tuple(profile_max_hw)),
-                                  workspace_mb=workspace_mb, ort_optimization=ort_optimization,
+                                  workspace_mb=workspace_mb, optimization_level=int(optimization_level),
+                                  engine_file=engine_file, ort_optimization=ort_optimization,
                                   verbose=verbose)
     if backend != 'auto':
         if backend == 'onnxruntime':
@@ -100,8 +119,9 @@ def _auto(path: Path, common: dict[str, Any]) -> tuple[InferenceEngine, str]:
     else:
         try:
             return _open_onnx(path, 'tensorrt', **common), 'CUDA device present and tensorrt installed'
-        except BackendUnavailableError as exc:
+        except (BackendUnavailableError, OSError) as exc:  # EngineBuildError, EngineFileError, CudaError ...
             why_not.append(f'TensorRT failed: {exc}')
+            LOG.warning('TensorRT failed for %s, falling back to ONNX Runtime: %s', path.name, exc)
     from .onnxruntime_engine import available_providers
 
     providers = available_providers()
@@ -121,26 +141,31 @@ def _auto(path: Path, common: dict[str, Any]) -> tuple[InferenceEngine, str]:
 
 def _open_onnx(path: Path, backend: str, *, precision: str, threads: int, engine_cache_dir: Any,
                force_rebuild: bool, device_index: int, profile: tuple, workspace_mb: int,
-               ort_optimization: str, verbose: bool) -> InferenceEngine:
+               optimization_level: int, engine_file: str | None, ort_optimization: str,
+               verbose: bool) -> InferenceEngine:
     from .tensorrt_engine import onnx_for_precision
 
     if backend == 'tensorrt':
         from .engine_cache import BuildSettings
         from .tensorrt_engine import TensorRTEngine
 
-        settings = BuildSettings(precision, profile[0], profile[1], profile[2], workspace_mb)
+        settings = BuildSettings(precision, *profile, workspace_mb, optimization_level)
         return TensorRTEngine(path, settings=settings, cache_dir=engine_cache_dir,
-                              force_rebuild=force_rebuild, device_index=device_index, verbose=verbose)
+                              force_rebuild=force_rebuild, device_index=device_index, verbose=verbose,
+                              engine_file=engine_file)
     from .onnxruntime_engine import OnnxRuntimeEngine
 
-    # CPU and the TensorRT provider (which casts itself) run the fp32 file; CUDA may run the fp16 file.
-    wanted = precision if backend == 'onnxruntime-cuda' else 'fp32'
+    # The CPU runs the fp32 file; the GPU providers run the file of the precision (fp16 in the graph).
+    wanted = 'fp32' if backend == 'onnxruntime-cpu' else precision
     onnx_path, _used, note = onnx_for_precision(path, wanted)
     if note:
         LOG.info('%s', note)
+    trt_provider = backend == 'onnxruntime-tensorrt'
     return OnnxRuntimeEngine(onnx_path, backend, threads=threads, optimization=ort_optimization,
                              precision=precision, cache_dir=engine_cache_dir, device_index=device_index,
-                             profile_hw=profile if backend == 'onnxruntime-tensorrt' else None)
+                             profile_hw=profile if trt_provider else None,
+                             workspace_mb=workspace_mb if trt_provider else None,
+                             optimization_level=optimization_level if trt_provider else None)
 
 
 def _open_torch(model: Any, backend: str, *, network: str | None, config: str | None, threads: int,

@@ -3,7 +3,15 @@
 Per call: inputs are copied into pinned host buffers, sent with ``cudaMemcpyAsync``, shapes set with
 ``set_input_shape``, addresses with ``set_tensor_address``, then ``execute_async_v3`` runs between two CUDA
 events (``last_inference_ms`` is their elapsed time, not wall clock around an async call); outputs come back
-with ``cudaMemcpyAsync`` and the stream is synchronised. Buffers grow on demand and are reused.
+with ``cudaMemcpyAsync`` and the stream is synchronised. Buffers grow on demand and are reused. The
+pipeline books the copies and the host staging as its ``transfer_ms`` stage (engine call minus
+``last_inference_ms``).
+
+Dependencies: ``tensorrt`` and ``cuda-python`` (``cuda.bindings``; PyCUDA only as a fallback). The ONNX
+metadata (``nitedr.*``) is read without onnx/onnxruntime, from the ONNX itself or, for an engine file
+deployed without its ONNX, from the sidecar written at build time. cuda-python's major version must match
+the CUDA toolkit of the platform: on JetPack 6 (CUDA 12.x) pin ``cuda-python>=12,<13``; a 13.x cuda-python
+against a CUDA 12 driver fails in ``cudaGetDeviceCount``, which the guard reports as "no CUDA device".
 """
 
 from __future__ import annotations
@@ -57,7 +65,7 @@ class PreparedEngine:
     cached: CachedEngine
     toolkit: Any
     device: DeviceIdentity
-    onnx_path: Path
+    onnx_path: Path | None  # None: an explicit engine file loaded without its ONNX
     precision: str
     note: str
 
@@ -74,23 +82,51 @@ def require_cuda_device(device_index: int = 0, probe: CudaProbe | None = None) -
 def prepare_engine(model_path: str | os.PathLike[str], settings: BuildSettings, *,
                    cache_dir: str | os.PathLike[str] | None = None, force_rebuild: bool = False,
                    device_index: int = 0, verbose: bool = False, lock_timeout_s: float | None = None,
-                   probe: CudaProbe | None = None) -> PreparedEngine:
-    """Load or build the engine for a model (the build-only / ``nitedr build-engine`` entry point)."""
+                   probe: CudaProbe | None = None, engine_file: str | os.PathLike[str] | None = None,
+                   prune: bool = True) -> PreparedEngine:
+    """Load or build the engine for a model (the build-only / ``nitedr build-engine`` entry point).
+
+    ``engine_file``: an explicit plan path instead of the cache (policy in
+    :mod:`nitedr_ros.engines.engine_cache`); without the ONNX it is loaded as given.
+    """
     require_cuda_device(device_index, probe)
+    try:
+        onnx_path, precision, note = onnx_for_precision(Path(model_path), settings.precision)
+    except ConfigError:
+        if not engine_file:
+            raise
+        onnx_path, precision, note = None, settings.precision, f'{model_path} not found: engine file only'
     cuda_runtime().set_device(device_index)  # TensorRT works on the calling thread's current device
     from .tensorrt_toolkit import TensorRTToolkit  # imports tensorrt; safe now that a device exists
 
     toolkit = TensorRTToolkit(verbose=verbose)
-    onnx_path, precision, note = onnx_for_precision(Path(model_path), settings.precision)
     if note:
         LOG.warning('%s', note)
     if precision != settings.precision:
         settings = BuildSettings(precision, settings.profile_min_hw, settings.profile_opt_hw,
                                  settings.profile_max_hw, settings.workspace_mb, settings.optimization_level)
     device = device_identity(device_index)
-    cache = EngineCache(cache_dir or engine_cache_dir(), toolkit, device, lock_timeout_s=lock_timeout_s)
-    cached = cache.get(onnx_path, settings, force_rebuild=force_rebuild)
+    cache = EngineCache(cache_dir or engine_cache_dir(), toolkit, device, lock_timeout_s=lock_timeout_s,
+                        prune=prune)
+    if onnx_path is None:
+        cached = cache.load_file(engine_file, settings)
+    else:
+        cached = cache.get(onnx_path, settings, force_rebuild=force_rebuild, engine_path=engine_file or None)
     return PreparedEngine(cached, toolkit, device, onnx_path, precision, note)
+
+
+def engine_metadata(prepared: PreparedEngine) -> dict[str, str]:
+    """``nitedr.*`` metadata: from the ONNX (no onnx/onnxruntime needed), else from the engine's sidecar."""
+    from .onnx_info import read_metadata_props
+
+    if prepared.onnx_path is not None:
+        return read_metadata_props(prepared.onnx_path)
+    stored = prepared.cached.sidecar.get('onnx_metadata')
+    if isinstance(stored, dict):
+        return {str(k): str(v) for k, v in stored.items()}
+    LOG.warning('engine file %s has no ONNX metadata (no sidecar): multiple_of falls back to the network '
+                'named in the file name', prepared.cached.path)
+    return {}
 
 
 class _Buffer:
@@ -134,22 +170,40 @@ class TensorRTEngine(InferenceEngine):
 
     def __init__(self, model_path: str | os.PathLike[str], *, settings: BuildSettings | None = None,
                  cache_dir: str | os.PathLike[str] | None = None, force_rebuild: bool = False,
-                 device_index: int = 0, verbose: bool = False, probe: CudaProbe | None = None) -> None:
+                 device_index: int = 0, verbose: bool = False, probe: CudaProbe | None = None,
+                 engine_file: str | os.PathLike[str] | None = None) -> None:
         self._closed = True
+        self._buffers: dict[str, _Buffer] = {}
+        self._stream: Any = None
+        self._events: list[Any] = []
+        self._context: Any = None
         settings = settings or BuildSettings()
         prepared = prepare_engine(model_path, settings, cache_dir=cache_dir, force_rebuild=force_rebuild,
-                                  device_index=device_index, verbose=verbose, probe=probe)
+                                  device_index=device_index, verbose=verbose, probe=probe,
+                                  engine_file=engine_file)
         self.prepared = prepared
-        from .onnx_info import read_model_info
-
-        self.metadata = dict(read_model_info(prepared.onnx_path).metadata)
+        self.metadata = engine_metadata(prepared)
         self.metadata.setdefault('nitedr.precision', prepared.precision)
+        if 'nitedr.network' not in self.metadata and prepared.onnx_path is None:
+            network = Path(str(model_path)).name.split('.', 1)[0].split('_', 1)[0]
+            self.metadata['nitedr.network'] = network
+        self._cuda = cuda_runtime()
+        self._device_index = device_index
+        from .tensorrt_toolkit import tensorrt_errors
+
+        try:
+            with tensorrt_errors(f'setting up an execution context for {prepared.cached.path.name}'):
+                self._setup(prepared)
+        except BaseException:
+            self._release()  # whatever exists already: buffers, stream, events, context
+            raise
+        self._closed = False
+
+    def _setup(self, prepared: PreparedEngine) -> None:
         trt = prepared.toolkit.trt
         engine = prepared.cached.engine
         self._trt_engine = engine
-        self._cuda = cuda_runtime()
-        self._device_index = device_index
-        self._cuda.set_device(device_index)
+        self._cuda.set_device(self._device_index)
         self._context = engine.create_execution_context()
         if self._context is None:
             raise BackendUnavailableError('TensorRT could not create an execution context '
@@ -168,8 +222,9 @@ class TensorRTEngine(InferenceEngine):
         self._stream = self._cuda.stream_create()
         self._stream_handle = self._cuda.stream_handle(self._stream)
         self._start = self._cuda.event_create()
+        self._events.append(self._start)
         self._end = self._cuda.event_create()
-        self._closed = False
+        self._events.append(self._end)
 
     def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self._closed:
@@ -211,7 +266,7 @@ class TensorRTEngine(InferenceEngine):
         cached = self.prepared.cached
         facts = self._describe_common()
         facts.update({
-            'model': str(self.prepared.onnx_path),
+            'model': str(self.prepared.onnx_path or cached.path),
             'precision': self.prepared.precision,
             'engine_file': str(cached.path),
             'engine_source': cached.source,
@@ -220,7 +275,11 @@ class TensorRTEngine(InferenceEngine):
             'tensorrt_version': cached.key.tensorrt_version,
             'gpu': self.prepared.device.name,
             'compute_capability': cached.key.compute_capability,
-            'onnx_sha256': cached.key.onnx_sha256[:12],
+            'onnx_sha256': cached.key.onnx_sha256[:12] or 'unknown (engine file only)',
+            'optimization_level': str(cached.key.optimization_level),
+            'workspace_mb': str(cached.key.workspace_mb),
+            'timing': 'inference_ms: CUDA events around execute_async_v3; host<->device copies and staging '
+                      'are outside it (the pipeline books them as transfer_ms)',
             'cuda_bindings': self._cuda.name,
             'profile': f'{cached.key.profile_min_hw}..{cached.key.profile_max_hw} '
                        f'opt {cached.key.profile_opt_hw}',
@@ -233,13 +292,22 @@ class TensorRTEngine(InferenceEngine):
         if self._closed:
             return
         self._closed = True
+        self._release()
+
+    def _release(self) -> None:
+        """Free what exists (also after a failed ``__init__``); never raises past the first error."""
         try:
-            self._cuda.stream_synchronize(self._stream)
+            if self._stream is not None:
+                self._cuda.stream_synchronize(self._stream)
         finally:
             for buffer in self._buffers.values():
                 buffer.release()
-            for event in (self._start, self._end):
+            self._buffers = {}
+            for event in self._events:
                 self._cuda.event_destroy(event)
-            self._cuda.stream_destroy(self._stream)
+            self._events = []
+            if self._stream is not None:
+                self._cuda.stream_destroy(self._stream)
+                self._stream = None
             self._context = None
             self._trt_engine = None

@@ -11,18 +11,19 @@ level; a timing cache loaded from and saved to the engine cache directory.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import BackendUnavailableError
-from .engine_cache import BuildOutput, BuildSettings
+from ..errors import BackendUnavailableError, NitedrError
+from .engine_cache import BuildOutput, BuildSettings, EngineBuildError
 
 LOG = logging.getLogger('nitedr_ros.engines')
 
 
-class EngineBuildError(BackendUnavailableError):
-    """TensorRT could not parse or build a model; the message carries the parser errors."""
+__all__ = ['EngineBuildError', 'TensorRTToolkit', 'profile_shapes', 'tensorrt_errors']
 
 
 def profile_shapes(shape: tuple[int, ...], settings: BuildSettings
@@ -44,16 +45,23 @@ def profile_shapes(shape: tuple[int, ...], settings: BuildSettings
 
 
 class TensorRTToolkit:
-    """Builder and runtime calls behind :class:`nitedr_ros.engines.engine_cache.EngineToolkit`."""
+    """Builder and runtime calls behind :class:`nitedr_ros.engines.engine_cache.EngineToolkit`.
+
+    Every exception a TensorRT call raises (the Python layer raises TypeError "factory function returned
+    nullptr" or RuntimeError for out-of-memory and driver problems) becomes :class:`EngineBuildError` with
+    the original message, so ``backend: auto`` falls back to ONNX Runtime and says why.
+    """
 
     def __init__(self, verbose: bool = False) -> None:
         try:
             import tensorrt as trt
-        except ImportError as exc:
-            raise BackendUnavailableError(f'tensorrt is not importable: {exc}') from None
+        except Exception as exc:  # noqa: BLE001 - ImportError, or OSError/RuntimeError loading libnvinfer
+            raise BackendUnavailableError(f'tensorrt is not importable: {exc.__class__.__name__}: {exc}'
+                                          ) from None
         self.trt = trt
-        self.version = str(trt.__version__)
-        self.logger = trt.Logger(trt.Logger.VERBOSE if verbose else trt.Logger.WARNING)
+        self.version = str(getattr(trt, '__version__', 'unknown'))
+        with tensorrt_errors('creating the TensorRT logger'):
+            self.logger = trt.Logger(trt.Logger.VERBOSE if verbose else trt.Logger.WARNING)
         self._runtime: Any = None
         self._plugins_ready = False
 
@@ -65,51 +73,91 @@ class TensorRTToolkit:
                 LOG.debug('init_libnvinfer_plugins failed: %s', exc)
             self._plugins_ready = True
 
-    def _network_flags(self) -> int:
-        flag = getattr(self.trt.NetworkDefinitionCreationFlag, 'STRONGLY_TYPED', None)
+    def network_flags(self) -> int:
+        """``STRONGLY_TYPED`` where the flag exists (10.x); 11.x networks are strongly typed anyway."""
+        flags = getattr(self.trt, 'NetworkDefinitionCreationFlag', None)
+        flag = getattr(flags, 'STRONGLY_TYPED', None)
         return 0 if flag is None else 1 << int(flag)
 
     def build(self, onnx_path: Path, settings: BuildSettings, timing_cache: bytes | None) -> BuildOutput:
+        with tensorrt_errors(f'building an engine from {onnx_path}'):
+            return self._build(onnx_path, settings, timing_cache)
+
+    def _build(self, onnx_path: Path, settings: BuildSettings, timing_cache: bytes | None) -> BuildOutput:
         trt = self.trt
         self._init_plugins()
-        builder = trt.Builder(self.logger)
-        network = builder.create_network(self._network_flags())
-        parser = trt.OnnxParser(network, self.logger)
+        builder = _created(trt.Builder(self.logger), 'trt.Builder')
+        network = _created(builder.create_network(self.network_flags()), 'create_network')
+        parser = _created(trt.OnnxParser(network, self.logger), 'trt.OnnxParser')
         if not parser.parse_from_file(str(onnx_path)):
             errors = '; '.join(str(parser.get_error(i)) for i in range(parser.num_errors))
             raise EngineBuildError(f'TensorRT cannot parse {onnx_path}: {errors or "unknown parser error"}')
-        config = builder.create_builder_config()
+        config = _created(builder.create_builder_config(), 'create_builder_config')
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(settings.workspace_mb) << 20)
         config.builder_optimization_level = int(settings.optimization_level)
-        profile = builder.create_optimization_profile()
+        profile = _created(builder.create_optimization_profile(), 'create_optimization_profile')
         for index in range(network.num_inputs):
             tensor = network.get_input(index)
             low, opt, high = profile_shapes(tuple(tensor.shape), settings)
             profile.set_shape(tensor.name, low, opt, high)
         config.add_optimization_profile(profile)
         cache = self._timing_cache(config, timing_cache)
-        config.set_timing_cache(cache, ignore_mismatch=False)
+        if cache is not None and not config.set_timing_cache(cache, ignore_mismatch=False):
+            LOG.warning('TensorRT refused the timing cache; building without it')
         plan = builder.build_serialized_network(network, config)
         if plan is None:
             raise EngineBuildError(f'TensorRT build_serialized_network returned nothing for {onnx_path} '
                                    f'(see the TensorRT log above)')
-        updated = config.get_timing_cache()
-        return BuildOutput(bytes(plan), bytes(updated.serialize()) if updated is not None else None)
+        updated = config.get_timing_cache() if cache is not None else None
+        serialized = updated.serialize() if updated is not None else None
+        return BuildOutput(bytes(plan), bytes(serialized) if serialized is not None else None)
 
-    def _timing_cache(self, config: Any, previous: bytes | None) -> Any:
+    @staticmethod
+    def _timing_cache(config: Any, previous: bytes | None) -> Any | None:
+        """A timing cache from ``previous`` bytes, else an empty one, else None (build without)."""
         if previous:
             try:
-                return config.create_timing_cache(previous)
+                cache = config.create_timing_cache(previous)
+                if cache is not None:
+                    return cache
+                LOG.warning('ignoring unusable TensorRT timing cache (TensorRT returned none)')
             except Exception as exc:  # noqa: BLE001 - a stale or foreign cache only costs build time
                 LOG.warning('ignoring unusable TensorRT timing cache: %s', exc)
-        return config.create_timing_cache(b'')
+        try:
+            return config.create_timing_cache(b'')
+        except Exception as exc:  # noqa: BLE001 - no timing cache only costs build time
+            LOG.warning('TensorRT could not create an empty timing cache (%s); building without one', exc)
+            return None
 
     def deserialize(self, plan: bytes) -> Any | None:
+        """The engine of a plan; None when TensorRT cannot use this plan (corrupt, other version).
+
+        A runtime that cannot be created is :class:`EngineBuildError` (rebuilding would not help).
+        """
         self._init_plugins()
         if self._runtime is None:
-            self._runtime = self.trt.Runtime(self.logger)
+            with tensorrt_errors('creating the TensorRT runtime'):
+                self._runtime = _created(self.trt.Runtime(self.logger), 'trt.Runtime')
         try:
             return self._runtime.deserialize_cuda_engine(plan)
         except Exception as exc:  # noqa: BLE001 - report as "cannot deserialize": the cache rebuilds
             LOG.warning('TensorRT could not deserialize an engine: %s', exc)
             return None
+
+
+def _created(value: Any, call: str) -> Any:
+    """``value``, or EngineBuildError when a TensorRT factory returned None (out of memory, no device)."""
+    if value is None:
+        raise EngineBuildError(f'TensorRT {call} returned nothing (out of GPU memory or no usable device?)')
+    return value
+
+
+@contextlib.contextmanager
+def tensorrt_errors(doing: str) -> Iterator[None]:
+    """Turn any exception of TensorRT calls into EngineBuildError (NitedrErrors pass through unchanged)."""
+    try:
+        yield
+    except NitedrError:
+        raise
+    except Exception as exc:  # TensorRT raises TypeError, RuntimeError, ...
+        raise EngineBuildError(f'TensorRT failed {doing}: {exc.__class__.__name__}: {exc}') from exc
