@@ -193,9 +193,11 @@ def test_timings_and_latency_window(models):
         timings = pipeline.process({'rgb': random_frame('rgb8', 32, 32)}).timings
         assert timings.total_ms >= timings.inference_ms > 0
         assert timings.preprocess_ms > 0 and timings.postprocess_ms > 0
-        assert timings.total_ms >= timings.preprocess_ms + timings.postprocess_ms
+        assert timings.transfer_ms >= 0.0
+        stages = timings.preprocess_ms + timings.inference_ms + timings.transfer_ms + timings.postprocess_ms
+        assert timings.total_ms >= stages
     summary = pipeline.latency_summary()
-    assert set(summary) == {'preprocess_ms', 'inference_ms', 'postprocess_ms', 'total_ms'}
+    assert set(summary) == {'preprocess_ms', 'inference_ms', 'transfer_ms', 'postprocess_ms', 'total_ms'}
     assert summary['total_ms']['count'] == 3
     assert pipeline.windows['total_ms'].total_count == 5
 
@@ -316,3 +318,117 @@ def test_default_models_and_config_errors(tmp_path, monkeypatch):
         PipelineConfig(backend='cuda')
     with pytest.raises(ConfigError, match='thermal_range'):
         PipelineConfig(thermal_range=(10, 1))
+
+
+class CopyingEngine:
+    """Wraps an engine; its calls take ``copy_s`` seconds beyond the inference time it reports
+    (what host<->device copies look like from the pipeline)."""
+
+    def __init__(self, inner, copy_s: float) -> None:
+        self.inner = inner
+        self.copy_s = copy_s
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def infer(self, feed):
+        import time
+
+        time.sleep(self.copy_s)
+        out = self.inner.infer(feed)
+        self.last_inference_ms = self.inner.last_inference_ms
+        return out
+
+
+def test_transfers_outside_the_engines_inference_time_are_their_own_stage(models):
+    engine = CopyingEngine(ort(models['identity']), copy_s=0.02)
+    pipeline = DerainPipeline('single', {'derain': engine})
+    timings = pipeline.process({'rgb': random_frame('rgb8', 16, 16)}).timings
+    assert timings.transfer_ms >= 20.0  # the sleep is in no other stage
+    assert timings.inference_ms < timings.transfer_ms
+    assert timings.total_ms >= timings.preprocess_ms + timings.inference_ms + timings.transfer_ms
+    assert pipeline.latency_summary()['transfer_ms']['count'] == 1
+
+
+def full_pipeline(models):
+    engines = {role: ort(models[name]) for role, name in (('derain', 'gain'), ('fusion', 'fusion'),
+                                                          ('stereo', 'stereo'))}
+    return DerainPipeline('full', engines, thermal=ThermalNormalizer((1000.0, 3000.0)))
+
+
+def test_full_mode_gives_all_four_outputs(models):
+    pipeline = full_pipeline(models)
+    rgb, left = random_frame('rgb8', 24, 40), random_frame('bgr8', 16, 32)
+    right = random_frame('rgb8', 16, 32)
+    thermal = ImageFrame(np.full((12, 20), 2000, np.uint16), '16UC1')
+    assert pipeline.required_streams() == ('rgb', 'left', 'right', 'thermal')
+    result = pipeline.process({'rgb': rgb, 'left': left, 'right': right, 'thermal': thermal})
+    assert set(result.outputs) == {'derained_rgb', 'fused', 'derained_left', 'derained_right'}
+    derained = result.outputs['derained_rgb'].data.astype(np.int64)
+    assert derained[..., 2].max() == 0  # the gain model zeroes blue: the derain role ran on rgb
+    np.testing.assert_array_equal(result.outputs['derained_left'].data, left.data)
+    np.testing.assert_array_equal(result.outputs['derained_right'].data, right.data)
+    assert result.outputs['derained_left'].encoding == 'bgr8'
+    fused = result.outputs['fused'].data.astype(np.float64)
+    assert np.abs(fused - (0.5 * derained + 0.5 * 127.5)).max() <= 1.0
+    assert set(result.timings.inference_by_role) == {'derain', 'fusion', 'stereo'}
+
+
+def test_full_mode_degrades_without_thermal(models):
+    pipeline = full_pipeline(models)
+    frames = {'rgb': random_frame('rgb8', 16, 16), 'left': random_frame('rgb8', 16, 16),
+              'right': random_frame('rgb8', 16, 16)}
+    with pytest.raises(FrameError, match=r'thermal: missing.*fuse=False'):
+        pipeline.process(frames)
+    result = pipeline.process(frames, fuse=False)
+    assert set(result.outputs) == {'derained_rgb', 'derained_left', 'derained_right'}
+    assert set(result.timings.inference_by_role) == {'derain', 'stereo'}
+    assert pipeline.required_streams(fuse=False) == ('rgb', 'left', 'right')
+    with pytest.raises(FrameError, match='missing') as info:
+        pipeline.process({'rgb': frames['rgb'], 'left': frames['left']}, fuse=False)
+    assert info.value.stream == 'right'
+
+
+def test_full_mode_defaults_and_identity_pipeline():
+    assert default_model('full', 'stereo') == 'stereoirr_realtime.onnx'
+    assert default_model('full', 'fusion') == 'fusionnet_realtime.onnx'
+    with build_pipeline(PipelineConfig(mode='full', backend='identity')) as pipeline:
+        frames = {s: random_frame('rgb8', 8, 8) for s in ('rgb', 'left', 'right')}
+        frames['thermal'] = random_frame('16UC1', 8, 8)
+        assert set(pipeline.process(frames).outputs) == {'derained_rgb', 'fused', 'derained_left',
+                                                         'derained_right'}
+
+
+def test_engine_settings_reach_open_engine(monkeypatch):
+    """optimization_level, workspace_mb, engine_files and the device go to every role's open_engine."""
+    from nitedr_ros.engines import selection
+    from nitedr_ros.engines.identity_engine import IdentityEngine
+
+    calls = {}
+
+    def fake_open(model, backend, **kwargs):
+        network = Path(str(model)).name.split('_', 1)[0]
+        calls[network] = kwargs
+        return IdentityEngine(network)
+
+    monkeypatch.setattr(selection, 'open_engine', fake_open)
+    config = PipelineConfig(mode='nitedr', backend='tensorrt', optimization_level=5, workspace_mb=2048,
+                            device_index=1, engine_files={'derain': '/plans/derain.engine', 'fusion': ''})
+    with build_pipeline(config):
+        pass
+    assert calls['cleannet']['optimization_level'] == 5 and calls['fusionnet']['optimization_level'] == 5
+    assert calls['cleannet']['workspace_mb'] == 2048 and calls['cleannet']['device_index'] == 1
+    assert calls['cleannet']['engine_file'] == '/plans/derain.engine'
+    assert calls['fusionnet']['engine_file'] is None  # '' = the engine cache
+    assert config.engine_files == {'derain': '/plans/derain.engine'}
+
+
+@pytest.mark.parametrize('kwargs,message', [
+    ({'optimization_level': 6}, 'optimization_level must be 0..5'),
+    ({'workspace_mb': 0}, 'workspace_mb must be positive'),
+    ({'mode': 'single', 'engine_files': {'stereo': 'x.engine'}}, 'no model role stereo for engine_files'),
+    ({'device_index': -1}, 'device_index'),
+])
+def test_engine_setting_errors(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        PipelineConfig(**kwargs)

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from .config import (
     DEFAULT_NETWORKS,
+    MODE_OUTPUTS,
     MODE_ROLES,
+    MODE_STREAMS,
     MODES,
     PipelineConfig,
     build_engines,
     build_pipeline,
+    build_settings,
     default_model,
     resolve_models,
 )
@@ -22,7 +25,8 @@ from .thermal import ThermalNormalizer
 from .timing import STAGES, LatencyWindow, StageTimings
 
 __all__ = [
-    'DEFAULT_NETWORKS', 'ENCODINGS', 'MODES', 'MODE_ROLES', 'OUTPUTS', 'STAGES', 'STREAMS', 'DerainPipeline',
-    'ImageFrame', 'LatencyWindow', 'PipelineConfig', 'PipelineResult', 'StageTimings', 'ThermalNormalizer',
-    'build_engines', 'build_pipeline', 'default_model', 'resolve_models',
+    'DEFAULT_NETWORKS', 'ENCODINGS', 'MODES', 'MODE_OUTPUTS', 'MODE_ROLES', 'MODE_STREAMS', 'OUTPUTS',
+    'STAGES', 'STREAMS', 'DerainPipeline', 'ImageFrame', 'LatencyWindow', 'PipelineConfig', 'PipelineResult',
+    'StageTimings', 'ThermalNormalizer', 'build_engines', 'build_pipeline', 'build_settings', 'default_model',
+    'resolve_models',
 ]

@@ -16,15 +16,30 @@ from ..modelspec import NETWORKS, default_model_filename
 
 LOG = logging.getLogger('nitedr_ros.pipeline')
 
-MODES: tuple[str, ...] = ('nitedr', 'stereo', 'single')
+MODES: tuple[str, ...] = ('nitedr', 'stereo', 'single', 'full')
 
 # mode -> role -> (network, configuration): THE place the shipped defaults are chosen.
 DEFAULT_NETWORKS: dict[str, dict[str, tuple[str, str]]] = {
     'nitedr': {'derain': ('cleannet', 'realtime'), 'fusion': ('fusionnet', 'realtime')},
     'stereo': {'stereo': ('stereoirr', 'realtime')},
     'single': {'derain': ('mspfn', 'realtime')},
+    'full': {'derain': ('cleannet', 'realtime'), 'fusion': ('fusionnet', 'realtime'),
+             'stereo': ('stereoirr', 'realtime')},
 }
 MODE_ROLES: dict[str, tuple[str, ...]] = {mode: tuple(roles) for mode, roles in DEFAULT_NETWORKS.items()}
+# Streams a mode needs; 'thermal' may be left out with fuse=False (degraded: no 'fused' output).
+MODE_STREAMS: dict[str, tuple[str, ...]] = {
+    'nitedr': ('rgb', 'thermal'),
+    'stereo': ('left', 'right'),
+    'single': ('rgb',),
+    'full': ('rgb', 'left', 'right', 'thermal'),
+}
+MODE_OUTPUTS: dict[str, tuple[str, ...]] = {
+    'nitedr': ('derained_rgb', 'fused'),
+    'stereo': ('derained_left', 'derained_right'),
+    'single': ('derained_rgb',),
+    'full': ('derained_rgb', 'fused', 'derained_left', 'derained_right'),
+}
 
 
 def default_model(mode: str, role: str) -> str:
@@ -61,7 +76,9 @@ class PipelineConfig:
     profile_max_hw: tuple[int, int] = (1088, 1920)
     thermal_range: tuple[float, float] | None = None
     threads: int = 0
-    workspace_mb: int = 1024
+    workspace_mb: int = 1024  # TensorRT builder workspace (MiB); part of the engine cache key
+    optimization_level: int = 3  # TensorRT builder optimisation level 0-5; part of the engine cache key
+    engine_files: dict[str, str] = field(default_factory=dict)  # role -> explicit TensorRT plan ('' = cache)
     device_index: int = 0
     latency_window: int = 100
     thermal_percentiles: tuple[float, float] = (1.0, 99.0)
@@ -78,6 +95,18 @@ class PipelineConfig:
         if unknown:
             raise ConfigError(f'mode {self.mode} has no model role {", ".join(unknown)} '
                               f'(roles: {", ".join(MODE_ROLES[self.mode])})')
+        self.engine_files = {role: str(path) for role, path in dict(self.engine_files).items() if path}
+        unknown = sorted(set(self.engine_files) - set(MODE_ROLES[self.mode]))
+        if unknown:
+            raise ConfigError(f'mode {self.mode} has no model role {", ".join(unknown)} for engine_files '
+                              f'(roles: {", ".join(MODE_ROLES[self.mode])})')
+        if not 0 <= int(self.optimization_level) <= 5:
+            raise ConfigError(f'optimization_level must be 0..5 (TensorRT builder level), '
+                              f'got {self.optimization_level}')
+        if int(self.workspace_mb) <= 0:
+            raise ConfigError(f'workspace_mb must be positive, got {self.workspace_mb}')
+        if int(self.device_index) < 0:
+            raise ConfigError(f'device_index must be >= 0, got {self.device_index}')
         self.profile_min_hw = _hw(self.profile_min_hw, 'profile_min_hw')
         self.profile_opt_hw = _hw(self.profile_opt_hw, 'profile_opt_hw')
         self.profile_max_hw = _hw(self.profile_max_hw, 'profile_max_hw')
@@ -114,26 +143,37 @@ def open_role_engine(config: PipelineConfig, role: str) -> InferenceEngine:
                        engine_cache_dir=config.engine_cache_dir or None,
                        force_rebuild=config.force_engine_rebuild, profile_min_hw=config.profile_min_hw,
                        profile_opt_hw=config.profile_opt_hw, profile_max_hw=config.profile_max_hw,
-                       workspace_mb=config.workspace_mb, device_index=config.device_index,
+                       workspace_mb=config.workspace_mb, optimization_level=config.optimization_level,
+                       engine_file=config.engine_files.get(role) or None, device_index=config.device_index,
                        network=network if config.backend.startswith(('torch', 'identity')) else None)
 
 
+def build_settings(config: PipelineConfig):
+    """The TensorRT :class:`nitedr_ros.engines.BuildSettings` the node asks for with this configuration."""
+    from ..engines import BuildSettings
+
+    return BuildSettings(config.precision, config.profile_min_hw, config.profile_opt_hw,
+                         config.profile_max_hw, config.workspace_mb, config.optimization_level)
+
+
 def build_engines(config: PipelineConfig, *, verbose: bool = False, lock_timeout_s: float | None = None,
-                  optimization_level: int = 3) -> dict:
+                  prune: bool = True) -> dict:
     """Build-only mode: build (or verify) the cached TensorRT engine of every role, without running them.
 
-    Returns role -> :class:`nitedr_ros.engines.CachedEngine`. Needs a CUDA device and TensorRT
+    Uses exactly the settings :func:`build_pipeline` opens engines with (precision, profile, workspace,
+    optimisation level, device, cache directory, ``engine_files``), so what is provisioned is what the node
+    loads. Returns role -> :class:`nitedr_ros.engines.CachedEngine`. Needs a CUDA device and TensorRT
     (BackendUnavailableError otherwise). For the node's ``build_only`` parameter and ``nitedr build-engine``.
     """
-    from ..engines import BuildSettings, provision_engine
+    from ..engines import provision_engine
 
-    settings = BuildSettings(config.precision, config.profile_min_hw, config.profile_opt_hw,
-                             config.profile_max_hw, config.workspace_mb, optimization_level)
+    settings = build_settings(config)
     return {role: provision_engine(config.model_for(role), settings,
                                    cache_dir=config.engine_cache_dir or None,
                                    force_rebuild=config.force_engine_rebuild,
                                    device_index=config.device_index, verbose=verbose,
-                                   lock_timeout_s=lock_timeout_s)
+                                   lock_timeout_s=lock_timeout_s,
+                                   engine_file=config.engine_files.get(role) or None, prune=prune)
             for role in MODE_ROLES[config.mode]}
 
 

@@ -7,6 +7,12 @@ Modes and the streams they need:
   only ``rgb`` is needed, only the derain model runs and there is no ``fused`` output.
 - ``stereo``: ``left`` and ``right`` (same size) -> ``derained_left``, ``derained_right`` in one model call.
 - ``single``: ``rgb`` -> ``derained_rgb``.
+- ``full``: all four cameras: ``nitedr`` on ``rgb`` + ``thermal`` and ``stereo`` on ``left`` + ``right``
+  in one call -> ``derained_rgb``, ``fused``, ``derained_left``, ``derained_right``. ``fuse=False``
+  degrades as in ``nitedr`` (no thermal needed, no ``fused``).
+
+Timings: the engine call is split into ``inference_ms`` (the engine's own measurement) and ``transfer_ms``
+(the rest of the call: host<->device copies and staging); see :class:`StageTimings`.
 
 Outputs have the size and encoding of their input stream. Any problem with a frame, or a non-finite model
 output, raises :class:`nitedr_ros.errors.FrameError` naming the stream; the caller drops or passes through.
@@ -23,7 +29,7 @@ import numpy as np
 
 from ..engines.base import InferenceEngine
 from ..errors import ConfigError, FrameError
-from .config import MODE_ROLES, MODES
+from .config import MODE_ROLES, MODE_STREAMS, MODES
 from .frames import ImageFrame, check_frame, from_rgb_chw, to_rgb_chw
 from .geometry import FitPlan, fit, plan_fit, unfit
 from .thermal import ThermalNormalizer
@@ -46,7 +52,7 @@ class _Clock:
 
     def __init__(self) -> None:
         self.start = self.last = time.perf_counter()
-        self.spent = {'pre': 0.0, 'post': 0.0}
+        self.spent = {'pre': 0.0, 'post': 0.0, 'call': 0.0}
 
     def mark(self, stage: str | None) -> None:
         now = time.perf_counter()
@@ -94,12 +100,8 @@ class DerainPipeline:
                                             ('left_derained', 'right_derained'))
 
     def required_streams(self, fuse: bool = True) -> tuple[str, ...]:
-        """Streams ``process`` needs in this mode."""
-        if self.mode == 'nitedr':
-            return ('rgb', 'thermal') if fuse else ('rgb',)
-        if self.mode == 'stereo':
-            return ('left', 'right')
-        return ('rgb',)
+        """Streams ``process`` needs in this mode (without ``thermal`` when ``fuse`` is False)."""
+        return tuple(s for s in MODE_STREAMS[self.mode] if fuse or s != 'thermal')
 
     def process(self, frames: Mapping[str, ImageFrame], *, fuse: bool = True) -> PipelineResult:
         """Derain (and fuse) one synchronized set of frames."""
@@ -110,13 +112,16 @@ class DerainPipeline:
                                          f'{" and ".join(self.required_streams(fuse))}{hint}')
         clock = _Clock()
         timings = StageTimings()
-        if self.mode == 'stereo':
-            outputs = self._stereo(frames, clock, timings)
-        else:
-            outputs = self._derain_and_fuse(frames, fuse and self.mode == 'nitedr', clock, timings)
+        outputs: dict[str, ImageFrame] = {}
+        if 'derain' in self.engines and self.mode != 'stereo':
+            outputs.update(self._derain_and_fuse(frames, fuse and 'fusion' in MODE_ROLES[self.mode], clock,
+                                                 timings))
+        if self.mode in ('stereo', 'full'):
+            outputs.update(self._stereo(frames, clock, timings))
         timings.preprocess_ms = clock.spent['pre']
         timings.postprocess_ms = clock.spent['post']
         timings.inference_ms = sum(timings.inference_by_role.values())
+        timings.transfer_ms = max(0.0, clock.spent['call'] - timings.inference_ms)
         timings.total_ms = clock.total_ms()
         for stage, value in timings.as_dict().items():
             self.windows[stage].add(value)
@@ -127,7 +132,7 @@ class DerainPipeline:
         engine = self.engines[role]
         clock.mark('pre')
         results = engine.infer(feed)
-        clock.mark(None)
+        clock.mark('call')  # the engine call: its own inference time + transfers (split in process())
         timings.inference_by_role[role] = timings.inference_by_role.get(role, 0.0) + engine.last_inference_ms
         arrays = []
         for name, stream in zip(self._io[role][1], output_streams):

@@ -7,19 +7,24 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-STAGES: tuple[str, ...] = ('preprocess_ms', 'inference_ms', 'postprocess_ms', 'total_ms')
+STAGES: tuple[str, ...] = ('preprocess_ms', 'inference_ms', 'transfer_ms', 'postprocess_ms', 'total_ms')
 
 
 @dataclass
 class StageTimings:
     """Milliseconds spent in one pipeline call, per stage; ``inference_by_role`` splits inference per model.
 
-    ``inference_ms`` is what the engines measured (CUDA events on GPU); ``total_ms`` is wall clock for the
-    whole call, so it also holds host<->device copies and the pipeline's own bookkeeping.
+    - ``inference_ms``: what the engines measured (CUDA events around the TensorRT execution; wall clock
+      around ``session.run`` for ONNX Runtime, which on its GPU providers includes their copies);
+    - ``transfer_ms``: the rest of the engine calls: host<->device copies and pinned-buffer staging on
+      TensorRT (and torch-cuda), ~0 on CPU backends;
+    - ``total_ms``: wall clock for the whole call, so
+      ``preprocess_ms + inference_ms + transfer_ms + postprocess_ms <= total_ms`` (the rest is bookkeeping).
     """
 
     preprocess_ms: float = 0.0
     inference_ms: float = 0.0
+    transfer_ms: float = 0.0
     postprocess_ms: float = 0.0
     total_ms: float = 0.0
     inference_by_role: dict[str, float] = field(default_factory=dict)
