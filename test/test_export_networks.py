@@ -3,6 +3,7 @@ TensorRT check; the ``nitedr export`` verb end to end."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import onnx
@@ -83,9 +84,23 @@ def test_export_verb_random_then_checkpoint(tmp_path, monkeypatch, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result['weights'] == 'checkpoint' and result['fp16_path'] is None
     assert result['parity_max_abs'] <= 1e-4 and result['tensorrt_check'][0]['ok']
+    assert 'ORT_ENABLE_EXTENDED' in result['parity_onnxruntime']
     meta = read_metadata(tmp_path / 'out' / 'fused.onnx')
     assert meta['nitedr.weights'] == 'checkpoint' and json.loads(meta['nitedr.training']) == {'epochs': 7}
+    assert meta['nitedr.checkpoint_sha256'] == hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    recorded = float(meta['nitedr.parity_max_abs'])
+    assert recorded == pytest.approx(result['parity_max_abs'], rel=1e-2, abs=1e-12)
+    assert 'ORT_ENABLE_EXTENDED' in meta['nitedr.parity_onnxruntime']
     assert not (tmp_path / 'out' / 'fused.fp16.onnx').exists()
+    # With --checkpoint and no --output, an existing default output is refused before the model is built.
+    (tmp_path / 'fusionnet_realtime.onnx').write_bytes(b'keep me')
+    monkeypatch.setattr('nitedr_ros.networks.checkpoint.model_from_payload',
+                        lambda *a: pytest.fail('the model was built before the output check'))
+    assert main(['export', '--checkpoint', str(ckpt)]) == 2
+    assert 'exists' in capsys.readouterr().err
+    assert (tmp_path / 'fusionnet_realtime.onnx').read_bytes() == b'keep me'
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
     assert main(['export', '--checkpoint', str(ckpt), '--network', 'mspfn', '--output', 'x.onnx']) == 2
     assert 'does not match' in capsys.readouterr().err
     assert main(['export', '--network', 'fusionnet']) == 2

@@ -115,6 +115,12 @@ def test_export_parity_at_two_sizes(tiny_export):
     result = tiny_export
     assert result.parity_sizes[0] == (32, 40) and len(set(result.parity_sizes)) == 2
     assert result.parity_max_abs is not None and result.parity_max_abs <= 1e-4
+    assert 'ORT_ENABLE_EXTENDED' in result.parity_onnxruntime  # how it was judged, next to the number
+    meta = read_metadata(result.path)
+    assert meta['nitedr.parity_onnxruntime'] == result.parity_onnxruntime
+    assert float(meta['nitedr.parity_max_abs']) == pytest.approx(result.parity_max_abs, rel=1e-2, abs=1e-12)
+    assert float(read_metadata(result.fp16_path)['nitedr.fp16_max_abs']) == pytest.approx(
+        result.fp16_max_abs, rel=1e-2, abs=1e-12)
     # independent check at a third size the exporter never saw
     module = TinyDerain().eval()
     feed = random_inputs(get_spec('cleannet'), 48, 24, seed=7)

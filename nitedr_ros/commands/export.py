@@ -28,48 +28,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--json', action='store_true', help='print the result as JSON')
 
 
-def _load_model(args: argparse.Namespace):
-    """(model, network, config, metadata) from a checkpoint or random initialisation."""
-    if args.checkpoint:
-        from ..networks.checkpoint import load_checkpoint
+def _checkpoint_header(args: argparse.Namespace) -> tuple[dict | None, str | None, str | None]:
+    """(payload, network, config) of ``--checkpoint`` (read, not built), else the options; checked."""
+    if not args.checkpoint:
+        if not args.network or not args.config:
+            raise ConfigError('give --network and --config (or --checkpoint)')
+        return None, args.network, args.config
+    from ..networks.checkpoint import read_checkpoint
 
-        model, payload = load_checkpoint(args.checkpoint)
-        for option, stored in (('network', payload['network']), ('config', payload['config'])):
-            given = getattr(args, option)
-            if given and given != stored:
-                raise ConfigError(f'--{option} {given} does not match the checkpoint ({stored})')
-        metadata = {'nitedr.weights': 'checkpoint', 'nitedr.checkpoint': Path(args.checkpoint).name}
-        if payload.get('overrides'):
-            metadata['nitedr.overrides'] = payload['overrides']
-        if payload.get('meta'):
-            metadata['nitedr.training'] = payload['meta']
-        return model, payload['network'], payload['config'], metadata
-    if not args.network or not args.config:
-        raise ConfigError('give --network and --config (or --checkpoint)')
+    payload = read_checkpoint(args.checkpoint)
+    for option, stored in (('network', payload['network']), ('config', payload['config'])):
+        given = getattr(args, option)
+        if given and given != stored:
+            raise ConfigError(f'--{option} {given} does not match the checkpoint ({stored})')
+    return payload, payload['network'], payload['config']
+
+
+def _load_model(args: argparse.Namespace, payload: dict | None, network: str, config: str):
+    """(model, metadata) from the checkpoint payload or random initialisation (seed 0)."""
+    if payload is not None:
+        from ..networks.checkpoint import checkpoint_metadata, model_from_payload
+
+        return model_from_payload(payload, args.checkpoint), checkpoint_metadata(args.checkpoint, payload)
     import torch
 
     from ..networks import build_network
 
     torch.manual_seed(0)
-    model = build_network(args.network, args.config)
-    return model, args.network, args.config, {'nitedr.weights': 'random'}
+    return build_network(network, config), {'nitedr.weights': 'random'}
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..export.onnx_export import export_network
+    from ..export.onnx_export import export_network, fp16_path_for
     from ..export.trt_compat import check_onnx
     from ..paths import ensure_writable_output
 
-    if args.network and args.config and not args.checkpoint:
-        default_name = default_model_filename(args.network, args.config)
-    else:
-        default_name = None
-    if args.output:  # fail before the (slow) model build when the output cannot be written
-        ensure_writable_output(args.output, args.force)
-    elif default_name:
-        ensure_writable_output(default_name, args.force)
-    model, network, config, metadata = _load_model(args)
+    payload, network, config = _checkpoint_header(args)
     output = Path(args.output or default_model_filename(network, config))
+    # Fail before the (slow) model build when an output cannot be written.
+    ensure_writable_output(output, args.force)
+    if not args.no_fp16:
+        ensure_writable_output(fp16_path_for(output), args.force)
+    model, metadata = _load_model(args, payload, network, config)
     if metadata['nitedr.weights'] == 'random':
         print(f'note: no --checkpoint given: exporting randomly initialised {network}/{config} weights '
               f'(for structure and speed tests, not for deraining)')
@@ -83,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
             'fp16_path': str(result.fp16_path) if result.fp16_path else None,
             'exporter': result.exporter, 'opset': result.opset, 'parity_max_abs': result.parity_max_abs,
             'fp16_max_abs': result.fp16_max_abs, 'parity_sizes': [list(s) for s in result.parity_sizes],
+            'parity_onnxruntime': result.parity_onnxruntime,
             'fallback_reason': result.fallback_reason, 'weights': metadata['nitedr.weights'],
             'tensorrt_check': [r.to_dict() for r in reports],
         }, indent=2))
@@ -91,7 +92,9 @@ def run(args: argparse.Namespace) -> int:
         print(f'wrote {result.path} ({network}/{config}, {result.exporter} exporter, opset {result.opset})')
         if result.fallback_reason:
             print(f'  legacy exporter not used: {result.fallback_reason}')
-        print(f'  parity: max |ONNX Runtime - torch| = {result.parity_max_abs:.3g} at {sizes}')
+        if result.parity_max_abs is not None:
+            print(f'  parity: max |ONNX Runtime - torch| = {result.parity_max_abs:.3g} at {sizes} '
+                  f'({result.parity_onnxruntime})')
         if result.fp16_path:
             print(f'wrote {result.fp16_path} (fp16 weights and compute, fp32 I/O); '
                   f'max |fp16 - fp32| = {result.fp16_max_abs:.3g}')

@@ -54,6 +54,7 @@ class ExportResult:
     fp16_max_abs: float | None  # fp16 ORT vs fp32 ORT (None: no fp16 file or not checked)
     parity_sizes: tuple[tuple[int, int], ...] = ()
     fallback_reason: str | None = None  # why the legacy exporter was not used
+    parity_onnxruntime: str = parity_check.PARITY_SESSION  # how the ONNX Runtime side of parity ran
 
 
 def fp16_path_for(path: str | os.PathLike[str]) -> Path:
@@ -126,8 +127,14 @@ def export_network(model: torch.nn.Module, network: str, config: str, path: str 
                 error = parity_check.ParityError if parity_failed else ExportError
                 raise error(f'{network}/{config}: no exporter passed; ' + '; '.join(failures))
             fallback_reason = failures[0] if failures else None
+            checked: dict[str, str] = {}
             if fallback_reason:
-                proto.metadata_props.add(key='nitedr.legacy_failure', value=fallback_reason[:500])
+                checked['nitedr.legacy_failure'] = fallback_reason[:500]
+            if parity:
+                checked['nitedr.parity_max_abs'] = f'{parity_max:.3g}'
+                checked['nitedr.parity_onnxruntime'] = parity_check.PARITY_SESSION
+            if checked:
+                _replace_props(proto, checked)
                 onnx.save(proto, str(tmp))
 
             fp16_max = None
@@ -137,6 +144,8 @@ def export_network(model: torch.nn.Module, network: str, config: str, path: str 
                 onnx.save(proto16, str(tmp16))
                 if parity:
                     fp16_max = _check_fp16(tmp16, spec, feeds, ort_outputs, sizes, threads, fp16_tolerance)
+                    _replace_props(proto16, {'nitedr.fp16_max_abs': f'{fp16_max:.3g}'})
+                    onnx.save(proto16, str(tmp16))
             result = ExportResult(out, fp16_out, chosen, int(opset), parity_max, fp16_max, tuple(sizes),
                                   fallback_reason)
         return result
@@ -283,6 +292,16 @@ def _set_metadata(proto: onnx.ModelProto, spec: NetworkSpec, config: str, precis
     }
     for key, value in (extra or {}).items():
         entries.setdefault(str(key), value if isinstance(value, str) else json.dumps(value, default=str))
+    existing = {p.key: p for p in proto.metadata_props}
+    for key, value in entries.items():
+        if key in existing:
+            existing[key].value = value
+        else:
+            proto.metadata_props.add(key=key, value=value)
+
+
+def _replace_props(proto: onnx.ModelProto, entries: Mapping[str, str]) -> None:
+    """Set metadata_props (replacing same-named entries)."""
     existing = {p.key: p for p in proto.metadata_props}
     for key, value in entries.items():
         if key in existing:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,12 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
 def load_checkpoint(path: str | os.PathLike[str]) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Rebuild the network a checkpoint was saved from and load its weights; returns (model, payload)."""
     payload = read_checkpoint(path)
+    return model_from_payload(payload, path), payload
+
+
+def model_from_payload(payload: dict[str, Any],
+                       path: str | os.PathLike[str] = '<checkpoint>') -> torch.nn.Module:
+    """The network of a :func:`read_checkpoint` payload with its weights loaded, in eval mode."""
     model = build_network(payload['network'], payload['config'], **payload.get('overrides', {}))
     try:
         model.load_state_dict(payload['state_dict'])
@@ -58,4 +65,27 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[torch.nn.Module, dict
         raise ConfigError(f'checkpoint {path} does not match {payload["network"]}/{payload["config"]}: '
                           f'{exc}') from exc
     model.eval()
-    return model, payload
+    return model
+
+
+def checkpoint_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 of a checkpoint file (recorded in exported ONNX metadata as ``nitedr.checkpoint_sha256``)."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def checkpoint_metadata(path: str | os.PathLike[str], payload: dict[str, Any]) -> dict[str, Any]:
+    """ONNX metadata_props naming the weights of an export: file name, sha256, overrides, training meta.
+
+    ``nitedr bench --model X.onnx --checkpoint Y.pt`` compares ``nitedr.checkpoint_sha256`` with Y.
+    """
+    metadata: dict[str, Any] = {'nitedr.weights': 'checkpoint', 'nitedr.checkpoint': Path(path).name,
+                                'nitedr.checkpoint_sha256': checkpoint_sha256(path)}
+    if payload.get('overrides'):
+        metadata['nitedr.overrides'] = payload['overrides']
+    if payload.get('meta'):
+        metadata['nitedr.training'] = payload['meta']
+    return metadata
