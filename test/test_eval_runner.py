@@ -111,6 +111,7 @@ def test_cli_eval_verb(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_publish_exports_onnx_with_a_model_card(tmp_path):
+    from nitedr_ros.export.onnx_export import export_network
     from nitedr_ros.training.publish import publish_checkpoint
     from nitedr_ros.training.trainer import TrainOptions, train
 
@@ -118,13 +119,63 @@ def test_publish_exports_onnx_with_a_model_card(tmp_path):
     run = train(TrainOptions(network='fusionnet', data=[str(data)], out=str(tmp_path / 'run'), steps=1,
                              batch=1, patch=16, val_every=1, val_fraction=0.25, threads=1, progress=False,
                              settings={'stages': 1}))
+    split_file = str(tmp_path / 'run/split.json')
+    # the card reports the deployed chain: without a derain model there is nothing honest to report
+    with pytest.raises(ConfigError, match='--derain-model'):
+        publish_checkpoint(run.best_checkpoint, tmp_path / 'models', eval_data=str(data),
+                           split_file=split_file)
+    assert not (tmp_path / 'models').exists()
+    torch.manual_seed(0)
+    derain = export_network(build_network('cleannet', 'realtime'), 'cleannet', 'realtime',
+                            tmp_path / 'stage1' / 'cleannet_realtime.onnx', fp16=False, parity=False).path
     published = publish_checkpoint(run.best_checkpoint, tmp_path / 'models', eval_data=str(data),
-                                   split_file=str(tmp_path / 'run/split.json'), eval_out=tmp_path / 'eval')
+                                   split_file=split_file, eval_out=tmp_path / 'eval',
+                                   derain_model=str(derain), skip_fmi=True)
     assert published.onnx.name == 'fusionnet_realtime.onnx' and published.fp16.is_file()
     card = published.card.read_text()
-    for text in ('fusionnet_realtime', 'steps: 1 of 1', 'seed 0', 'sha256', 'Evaluation', 'Qabf',
-                 'validation hold-out: 1 images'):
+    for text in ('fusionnet_realtime', 'steps: 1 of 1', 'seed 0', 'sha256', 'Qabf',
+                 'Evaluation (the exported ONNX file behind the CleanNet derain model (NiteDR chain), '
+                 'onnxruntime-cpu, fp32)', 'PSNR-Y', 'validation hold-out: 1 images'):
         assert text in card, text
     assert published.evaluation['count'] == 1
+    assert published.evaluation['fusion_model']['model'] == str(published.onnx)
     with pytest.raises(OutputExistsError):
         publish_checkpoint(run.best_checkpoint, tmp_path / 'models')
+
+
+@pytest.mark.slow
+def test_eval_fp16_runs_the_fp16_onnx_file(tmp_path, capsys):
+    from nitedr_ros.export.onnx_export import export_network
+
+    data = make_roadscene(tmp_path / 'data', seed=1)
+    torch.manual_seed(0)
+    export_network(build_network('cleannet', 'realtime'), 'cleannet', 'realtime', tmp_path / 'c.onnx',
+                   fp16=True, parity=False)
+    fp32 = evaluate(_options(tmp_path / 'c.onnx', data, tmp_path / 'fp32', backend='onnxruntime-cpu',
+                             grids=False))
+    fp16 = evaluate(_options(tmp_path / 'c.onnx', data, tmp_path / 'fp16', backend='onnxruntime-cpu',
+                             grids=False, precision='fp16'))
+    assert fp32['model']['precision'] == 'fp32' and fp16['model']['precision'] == 'fp16'
+    assert 'precision fp16' in (tmp_path / 'fp16/metrics.md').read_text()
+    # half precision: close to, but not bit-identical with, the fp32 numbers
+    a, b = fp32['mean']['derained']['psnr_y'], fp16['mean']['derained']['psnr_y']
+    assert b == pytest.approx(a, abs=0.5)
+    assert 'eval cleannet' in capsys.readouterr().err            # the progress bar
+    (tmp_path / 'c.fp16.onnx').unlink()
+    with pytest.raises(ConfigError, match=r'c\.fp16\.onnx'):
+        evaluate(_options(tmp_path / 'c.onnx', data, tmp_path / 'x', precision='fp16'))
+
+
+def test_eval_fp16_needs_an_onnx_model(tmp_path):
+    data = make_roadscene(tmp_path / 'data', seed=1)
+    with pytest.raises(ConfigError, match='--onnx'):
+        evaluate(_options(_checkpoint(tmp_path, 'cleannet'), data, tmp_path / 'x', precision='fp16'))
+
+
+def test_train_refuses_a_fusionnet_export_without_a_derain_model_before_training(tmp_path, capsys):
+    data = make_roadscene(tmp_path / 'data', seed=1)
+    code = cli_main(['train', '--network', 'fusionnet', '--data', str(data), '--steps', '1', '--out',
+                     str(tmp_path / 'run'), '--export-to', str(tmp_path / 'models'), '--no-progress'])
+    assert code == 2
+    assert '--derain-model' in capsys.readouterr().err
+    assert not (tmp_path / 'run').exists()

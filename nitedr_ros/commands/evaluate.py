@@ -29,11 +29,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--max-images', type=int, default=0, help='evaluate at most N samples')
     parser.add_argument('--backend', default='auto',
                         help='engine backend for ONNX (auto, onnxruntime-cpu, onnxruntime-cuda, tensorrt)')
+    parser.add_argument('--precision', default='fp32', choices=('fp32', 'fp16'),
+                        help='fp16: evaluate the exported <model>.fp16.onnx (the node\'s GPU default; on the '
+                             'CPU through ONNX Runtime); ONNX models only')
     parser.add_argument('--threads', type=int, default=0, help='CPU threads (0: default)')
     parser.add_argument('--no-fusion-metrics', action='store_true', help='skip the fusion metrics')
     parser.add_argument('--skip-fmi', action='store_true', help='skip the (slow) FMI metrics')
     parser.add_argument('--grid-height', type=int, default=240, help='panel height of the PNG grids')
     parser.add_argument('--no-grids', action='store_true', help='do not write PNG grids')
+    parser.add_argument('--unrounded-y', action='store_true',
+                        help='PSNR/SSIM on fractional Y (BasicSR style) instead of MATLAB\'s rounded '
+                             'rgb2ycbcr Y')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     parser.add_argument('--out', required=True, help='output folder (metrics.json, metrics.md, grids/)')
     parser.add_argument('--force', action='store_true', help='overwrite an earlier evaluation in --out')
 
@@ -51,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
         model=args.checkpoint or args.onnx, fusion_model=args.fusion_checkpoint or args.fusion_onnx,
         network=args.network, data=args.data, out=args.out, layout=args.layout, split=split,
         split_file=split_file, part=args.part, names=[n for n in (args.names or '').split(',') if n],
-        max_images=args.max_images, backend=args.backend, threads=args.threads,
+        max_images=args.max_images, backend=args.backend, precision=args.precision, threads=args.threads,
+        round_y=not args.unrounded_y, progress=not args.no_progress,
         fusion_metrics=not args.no_fusion_metrics, skip_fmi=args.skip_fmi, grid_height=args.grid_height,
         grids=not args.no_grids, force=args.force)
     summary = evaluate(options)

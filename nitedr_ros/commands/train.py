@@ -59,12 +59,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--export-to', metavar='DIR',
                         help='after training: export the best checkpoint to DIR (ONNX + fp16 + model card), '
                              'evaluated on the validation split')
-    parser.add_argument('--derain-model', help='with --export-to for fusionnet: cleannet ONNX used to '
-                                               'evaluate the NiteDR pipeline')
+    parser.add_argument('--derain-model', help='with --export-to for fusionnet (required): cleannet ONNX '
+                                               'used to evaluate the deployed NiteDR pipeline')
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..training.publish import require_derain_model
     from ..training.trainer import TrainOptions, train
+
+    if args.export_to:  # fail before training, not after it
+        require_derain_model(args.network, args.data[0] if args.val_fraction > 0 else None, args.derain_model)
 
     settings = _key_values(args.set, '--set')
     if args.lr is not None:

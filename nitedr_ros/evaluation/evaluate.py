@@ -4,6 +4,9 @@ Models run through the project's inference engines (:func:`nitedr_ros.engines.op
 files through ONNX Runtime (or TensorRT where available), so the numbers are those of the deployed model;
 checkpoints (``.pt``) through the torch backend. Inputs are reflect-padded to the model's multiple and the
 outputs cropped back, as the node's pipeline does. Outputs are quantized to 8 bit before scoring.
+``precision='fp16'`` evaluates the exported ``<model>.fp16.onnx`` (the node's default on GPUs): GPU
+backends pick it themselves; on the CPU it runs through ONNX Runtime directly (``open_engine`` runs fp32 on
+CPU backends). The precision used is named in the summary, the tables and the model card.
 
 What is measured per sample:
 
@@ -59,7 +62,10 @@ class EvalOptions:
     names: list[str] = field(default_factory=list)
     max_images: int = 0
     backend: str = 'auto'
+    precision: str = 'fp32'           # fp32 | fp16 (ONNX models: the .fp16.onnx file)
     threads: int = 0
+    round_y: bool = True              # Y rounded to integers as MATLAB's rgb2ycbcr (see metrics)
+    progress: bool = True
     fusion_metrics: bool = True
     skip_fmi: bool = False
     grid_height: int = 240
@@ -67,25 +73,51 @@ class EvalOptions:
     force: bool = False
 
 
+PRECISIONS = ('fp32', 'fp16')
+
+
+def _fp16_onnx_engine(path: str, threads: int) -> Any:
+    """ONNX Runtime (CPU) on the ``.fp16.onnx`` file of an exported model; ConfigError when it is missing."""
+    from ..engines.onnxruntime_engine import OnnxRuntimeEngine
+    from ..engines.tensorrt_engine import onnx_for_precision
+    from ..paths import resolve_model
+
+    onnx_path, used, _note = onnx_for_precision(resolve_model(path), 'fp16')
+    if used != 'fp16':
+        raise ConfigError(f'--precision fp16: no fp16 file next to {onnx_path} (expected '
+                          f'{onnx_path.name[:-5]}.fp16.onnx; nitedr export writes it)')
+    return OnnxRuntimeEngine(onnx_path, 'onnxruntime-cpu', threads=threads, precision='fp16')
+
+
 class ModelRunner:
     """A model behind an inference engine, run on HWC float images in [0, 1] with padding and cropping."""
 
-    def __init__(self, path: str, backend: str = 'auto', threads: int = 0) -> None:
+    def __init__(self, path: str, backend: str = 'auto', threads: int = 0, precision: str = 'fp32') -> None:
         from ..engines import open_engine
 
+        if precision not in PRECISIONS:
+            raise ConfigError(f'unknown precision {precision!r}; choose one of {", ".join(PRECISIONS)}')
         p = Path(path)
         if p.suffix == '.onnx' or not p.exists():
-            self.engine = open_engine(path, backend='auto' if backend == 'auto' else backend, threads=threads)
+            self.engine = open_engine(path, backend=backend, threads=threads, precision=precision)
+            if precision == 'fp16' and self.engine.backend == 'onnxruntime-cpu':
+                self.engine.close()  # CPU backends of open_engine run fp32: run the fp16 file itself
+                self.engine = _fp16_onnx_engine(path, threads)
         else:
+            if precision != 'fp32':
+                raise ConfigError(f'--precision {precision} evaluates an exported ONNX model; {path} is a '
+                                  'checkpoint (run with torch in fp32): give --onnx')
             self.engine = open_engine(p, backend='torch-cpu' if backend in ('auto', 'onnxruntime-cpu')
                                       else backend, threads=threads)
         self.path = str(path)
         self.network = self.engine.metadata.get('nitedr.network', '')
         self.multiple = int(self.engine.multiple_of)
+        facts = self.engine.describe()
+        self.precision = facts.get('precision') or self.engine.metadata.get('nitedr.precision') or 'fp32'
 
     def describe(self) -> dict[str, str]:
         return {'model': self.path, 'network': self.network, 'backend': self.engine.backend,
-                'config': self.engine.metadata.get('nitedr.config', '')}
+                'precision': self.precision, 'config': self.engine.metadata.get('nitedr.config', '')}
 
     def __call__(self, **images: np.ndarray) -> dict[str, np.ndarray]:
         h, w = next(iter(images.values())).shape[:2]
@@ -153,10 +185,10 @@ def evaluate(options: EvalOptions) -> dict[str, Any]:
     if (out / 'metrics.json').exists() and not options.force:
         raise OutputExistsError(out / 'metrics.json')
     data = _select(open_dataset(options.data, options.layout, options.split), options)
-    main = ModelRunner(options.model, options.backend, options.threads)
+    main = ModelRunner(options.model, options.backend, options.threads, options.precision)
     fusion = None
     if options.fusion_model:
-        fusion = ModelRunner(options.fusion_model, options.backend, options.threads)
+        fusion = ModelRunner(options.fusion_model, options.backend, options.threads, options.precision)
     try:
         if options.network and main.network and options.network != main.network:
             raise ConfigError(f'{options.model} is a {main.network} model, not {options.network}')
@@ -165,10 +197,10 @@ def evaluate(options: EvalOptions) -> dict[str, Any]:
             raise ConfigError(f'--fusion-model {options.fusion_model} is a {fusion.network} model, '
                               'not fusionnet')
         samples = []
-        for index in range(len(data)):
+        for index in _progress(range(len(data)), options.progress, f'eval {network}'):
             name = data.samples[index].name
             if network == 'stereoirr':
-                record, panels = _stereo_sample(main, data, index)
+                record, panels = _stereo_sample(main, data, index, options.round_y)
             elif network == 'fusionnet':
                 record, panels = _fusion_only_sample(main, data, index, options)
             else:
@@ -177,13 +209,14 @@ def evaluate(options: EvalOptions) -> dict[str, Any]:
             samples.append(record)
             if options.grids:
                 write_grid(out / 'grids' / f'{_safe(name)}.png', panels, options.grid_height)
+        y_rule = 'rounded as MATLAB rgb2ycbcr' if options.round_y else 'not rounded'
         summary = {
             'network': network, 'model': main.describe(),
             'fusion_model': fusion.describe() if fusion else None,
             'data': str(Path(options.data).resolve()), 'layout': data.layout, 'samples': samples,
             'count': len(samples), 'mean': _means(samples), 'options': asdict(options),
-            'conventions': 'derain: BT.601 studio-swing Y, 8-bit, SSIM Gaussian 11/1.5; fusion: see '
-                           'nitedr_ros/evaluation/metrics.py (MI summed over sources, others averaged)',
+            'conventions': f'derain: BT.601 studio-swing Y ({y_rule}), 8-bit, SSIM Gaussian 11/1.5; fusion: '
+                           'see nitedr_ros/evaluation/metrics.py (MI summed over sources, others averaged)',
         }
     finally:
         main.close()
@@ -193,6 +226,15 @@ def evaluate(options: EvalOptions) -> dict[str, Any]:
     write_text_atomic(out / 'metrics.json', json.dumps(summary, indent=1, default=_json_default) + '\n')
     write_text_atomic(out / 'metrics.md', markdown_report(summary))
     return summary
+
+
+def _progress(items: range, enabled: bool, description: str) -> Any:
+    """A tqdm progress bar over the samples (on stderr), or the plain range."""
+    if not enabled:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=description, unit='image', dynamic_ncols=True)
 
 
 def _json_default(value: Any) -> Any:
@@ -227,8 +269,8 @@ def _derain_sample(main: ModelRunner, fusion: ModelRunner | None, data: ImageSet
     record: dict[str, Any] = {}
     clean = images.get('clean')
     if clean is not None:
-        record['input'] = M.derain_metrics(images['rainy'], clean)
-        record['derained'] = M.derain_metrics(to_uint8(derained), clean)
+        record['input'] = M.derain_metrics(images['rainy'], clean, options.round_y)
+        record['derained'] = M.derain_metrics(to_uint8(derained), clean, options.round_y)
     fused = None
     infrared = images.get('infrared')
     if fusion is not None and infrared is not None:
@@ -249,7 +291,8 @@ def _fusion_only_sample(main: ModelRunner, data: ImageSet, index: int,
     return record, [('visible', visible), ('fused', fused), ('IR', infrared)]
 
 
-def _stereo_sample(main: ModelRunner, data: ImageSet, index: int) -> tuple[dict[str, Any], list]:
+def _stereo_sample(main: ModelRunner, data: ImageSet, index: int,
+                   round_y: bool = True) -> tuple[dict[str, Any], list]:
     sample = data.samples[index]
     if {'rainy', 'rainy_right', 'clean', 'clean_right'} <= set(sample.files):
         images = data.load(index, ('rainy', 'rainy_right', 'clean', 'clean_right'))
@@ -263,10 +306,10 @@ def _stereo_sample(main: ModelRunner, data: ImageSet, index: int) -> tuple[dict[
         left, right = pair.left.rainy, pair.right.rainy
         clean_l, clean_r = to_uint8(pair.left.clean), to_uint8(pair.right.clean)
     out = main(left=left, right=right)
-    record = {'input': M.derain_metrics(to_uint8(left), clean_l),
-              'derained': M.derain_metrics(to_uint8(out['left_derained']), clean_l),
-              'input_right': M.derain_metrics(to_uint8(right), clean_r),
-              'derained_right': M.derain_metrics(to_uint8(out['right_derained']), clean_r)}
+    record = {'input': M.derain_metrics(to_uint8(left), clean_l, round_y),
+              'derained': M.derain_metrics(to_uint8(out['left_derained']), clean_l, round_y),
+              'input_right': M.derain_metrics(to_uint8(right), clean_r, round_y),
+              'derained_right': M.derain_metrics(to_uint8(out['right_derained']), clean_r, round_y)}
     panels = [('left rainy', left), ('left derained', out['left_derained']), ('left clean', _float(clean_l)),
               ('right rainy', right), ('right derained', out['right_derained']),
               ('right clean', _float(clean_r))]
@@ -300,12 +343,14 @@ def _fmt(value: float) -> str:
 def markdown_report(summary: dict[str, Any]) -> str:
     """The summary as markdown: derain table, fusion table (Table II order + EN/SD/SF), per-sample rows."""
     mean = summary['mean']
+    model = summary['model']
     lines = [f'# Evaluation: {summary["network"]}', '',
-             f'- model: `{summary["model"]["model"]}` ({summary["model"]["backend"]}, '
-             f'config {summary["model"]["config"] or "?"})']
+             f'- model: `{model["model"]}` ({model["backend"]}, precision {model.get("precision", "fp32")}, '
+             f'config {model["config"] or "?"})']
     if summary.get('fusion_model'):
         fusion = summary['fusion_model']
-        lines.append(f'- fusion model: `{fusion["model"]}` ({fusion["backend"]})')
+        lines.append(f'- fusion model: `{fusion["model"]}` ({fusion["backend"]}, precision '
+                     f'{fusion.get("precision", "fp32")})')
     lines += [f'- data: `{summary["data"]}` ({summary["layout"]}), {summary["count"]} samples',
               f'- conventions: {summary["conventions"]}', '']
     derain_rows = [(label, key) for label, key in (

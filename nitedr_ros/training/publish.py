@@ -4,7 +4,9 @@
 then evaluates the exported file on the run's validation split (when one is known) with
 :func:`nitedr_ros.evaluation.evaluate.evaluate`, and writes ``<network>_<config>.md`` next to it: training
 data, steps, batch, patch, seed, recipe, hardware and time from the checkpoint's metadata, export facts,
-and the evaluation tables.
+and the evaluation tables (backend and precision named). A fusionnet is evaluated as the deployed NiteDR
+chain, behind a CleanNet ONNX model (``derain_model``), which is therefore required with ``eval_data``:
+fusing the clean target instead would report a pipeline that is never deployed.
 """
 
 from __future__ import annotations
@@ -51,12 +53,14 @@ def publish_checkpoint(checkpoint: str | os.PathLike[str], models_dir: str | os.
                        eval_data: str | None = None, split_file: str | None = None,
                        eval_out: str | os.PathLike[str] | None = None, derain_model: str | None = None,
                        force: bool = False, fp16: bool = True, opset: int = 19,
-                       skip_fmi: bool = False, notes: str = '') -> PublishResult:
+                       skip_fmi: bool = False, notes: str = '',
+                       eval_precision: str = 'fp32') -> PublishResult:
     """Export a training checkpoint into ``models_dir`` with a model card (see the module docstring).
 
     ``eval_data`` + ``split_file``: evaluate the exported ONNX file on the validation part of that data
-    (``eval_out`` receives metrics and grids). For a fusionnet, ``derain_model`` (a cleannet ONNX file)
-    provides the derained visible input; without it the clean target is fused.
+    (``eval_out`` receives metrics and grids; ``eval_precision`` fp16 evaluates the ``.fp16.onnx`` file).
+    For a fusionnet, ``derain_model`` (a cleannet ONNX file) provides the derained visible input and is
+    required when evaluating.
     """
     import torch
 
@@ -65,6 +69,7 @@ def publish_checkpoint(checkpoint: str | os.PathLike[str], models_dir: str | os.
 
     model, payload = load_checkpoint(checkpoint)
     network, config = payload['network'], payload['config']
+    require_derain_model(network, eval_data, derain_model)
     spec = get_spec(network)
     out_dir = Path(models_dir)
     onnx_path = out_dir / default_model_filename(network, config)
@@ -87,11 +92,25 @@ def publish_checkpoint(checkpoint: str | os.PathLike[str], models_dir: str | os.
         evaluation = evaluate(EvalOptions(
             model=main, fusion_model=fusion, data=eval_data, split='train', split_file=split_file,
             part='val', out=str(eval_out or out_dir / f'{network}_{config}_eval'), force=True,
-            skip_fmi=skip_fmi, backend='onnxruntime-cpu'))
+            skip_fmi=skip_fmi, backend='onnxruntime-cpu', precision=eval_precision))
     n_params = sum(p.numel() for p in model.parameters())
     card = model_card(network, config, spec.title, n_params, meta, result, evaluation, notes)
     write_text_atomic(card_path, card)
     return PublishResult(result.path, result.fp16_path, card_path, evaluation)
+
+
+def require_derain_model(network: str, eval_data: str | None, derain_model: str | None) -> None:
+    """A fusionnet card evaluates the deployed chain (CleanNet -> FusionNet): a derain model must be given
+    and exist (checked before any export or training)."""
+    if network != 'fusionnet' or not eval_data:
+        return
+    if not derain_model:
+        raise ConfigError('exporting a fusionnet with an evaluation needs --derain-model (the CleanNet ONNX '
+                          'file, e.g. models/cleannet_realtime.onnx): the card reports the deployed NiteDR '
+                          'chain, not fusion of the clean target')
+    from ..paths import resolve_model
+
+    resolve_model(derain_model)
 
 
 def _hardware(machine: dict[str, Any]) -> str:
@@ -139,7 +158,10 @@ def model_card(network: str, config: str, title: str, n_params: int, meta: dict[
 
         report = markdown_report(evaluation)
         body = report.split('\n## Per sample')[0].split('\n', 1)[1]
-        lines += ['', '## Evaluation (the exported ONNX file, ONNX Runtime CPU)', '', body.strip()]
+        precision = evaluation['model'].get('precision', 'fp32')
+        chain = ' behind the CleanNet derain model (NiteDR chain)' if evaluation.get('fusion_model') else ''
+        lines += ['', f'## Evaluation (the exported ONNX file{chain}, {evaluation["model"]["backend"]}, '
+                      f'{precision})', '', body.strip()]
     if notes:
         lines += ['', '## Notes', '', notes]
     return '\n'.join(lines) + '\n'
