@@ -17,9 +17,9 @@ pytest.importorskip('rosbags')
 from nitedr_ros.core.parameters import validate
 from nitedr_ros.core.testing import PassthroughPipeline
 from nitedr_ros.transports.dds.node_runtime import DdsNodeRuntime
-from nitedr_ros.transports.dds.participant import RELIABLE, DdsNode, QosProfile
+from nitedr_ros.transports.dds.participant import RELIABLE, DdsNode, QosProfile, private_domain_id
 
-_domains = itertools.count(100 + os.getpid() % 40)
+_domains = (private_domain_id(offset) for offset in itertools.count(30))  # offsets 30-59 here
 
 
 def _wait(predicate, timeout_s: float = 15.0) -> bool:
@@ -140,6 +140,40 @@ def test_incompatible_qos_is_reported_to_the_core():
     finally:
         runtime.shutdown(flush=False, linger_s=0.0)
         camera.close()
+
+
+def test_undecodable_samples_and_unflushed_inputs_are_counted_under_resolved_names():
+    domain = next(_domains)
+    params = validate({'mode': 'stereo', 'qos.input.reliability': 'reliable', 'qos.input.depth': 10,
+                       'max_input_age_ms': 0.0})
+    runtime = DdsNodeRuntime(params, namespace='/car', domain_id=domain, pipeline=PassthroughPipeline())
+    camera = DdsNode('camera', domain_id=domain)
+    try:
+        runtime.start()
+        left = camera.create_publisher('/car/stereo/left/image', 'sensor_msgs/msg/Image', RELIABLE)
+        right = camera.create_publisher('/car/stereo/right/image', 'sensor_msgs/msg/Image', RELIABLE)
+        assert camera.wait_for_matches([left, right], 15.0)
+        types = camera.typestore.types
+        for k in range(3):  # left frames only: they wait in the synchronizer for their right partners
+            header = types['std_msgs/msg/Header'](types['builtin_interfaces/msg/Time'](100 + k, 0), 'left')
+            left.publish(types['sensor_msgs/msg/Image'](header, 2, 2, 'mono8', 0, 2, np.zeros(4, np.uint8)))
+        header = types['std_msgs/msg/Header'](types['builtin_interfaces/msg/Time'](100, 0), 'right')
+        payload = bytes(camera.codecs.get('sensor_msgs/msg/Image').encode(
+            types['sensor_msgs/msg/Image'](header, 2, 2, 'mono8', 0, 2, np.zeros(4, np.uint8))))
+        right.publish_raw(payload.replace(b'mono8', b'\xffono8'))  # well-formed CDR, encoding not UTF-8
+        assert _wait(lambda: runtime.core.stats.streams['left'].frames_total == 3
+                     and runtime.core.stats.drops_total()['bad_message'] == 1)
+        statuses = {s.name.split(': ')[1]: s for s in runtime.core.statuses()}
+        assert statuses['input left'].value('topic') == '/car/stereo/left/image'
+        bad = statuses['input right']
+        assert bad.value('topic') == '/car/stereo/right/image' and int(bad.level) == 1  # WARN
+        problem = bad.value('last_bad_message')
+        assert problem.startswith('/car/stereo/right/image: undecodable sensor_msgs/msg/Image sample')
+    finally:
+        runtime.shutdown(flush=False, linger_s=0.0)
+        camera.close()
+    drops = runtime.core.stats.drops_total()
+    assert drops['sync'] == 3 and runtime.core.stats.sets_total == 0  # --no-flush: counted, not lost
 
 
 def test_run_command_options_become_parameters_and_ros_arguments(tmp_path, monkeypatch):

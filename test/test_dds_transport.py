@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import os
 import time
 
 import numpy as np
@@ -20,11 +19,12 @@ from nitedr_ros.transports.dds.participant import (  # noqa: E402
     SENSOR_DATA,
     DdsNode,
     QosProfile,
+    private_domain_id,
     qos_from_name,
     select_dds_config,
 )
 
-_domains = itertools.count(40 + os.getpid() % 50)
+_domains = (private_domain_id(offset) for offset in itertools.count(0))  # offsets 0-29 here
 
 
 def test_name_expansion_like_rcl():
@@ -189,14 +189,25 @@ def test_undecodable_payload_is_counted_not_fatal():
     listener = DdsNode('listener', domain_id=domain)
     try:
         publisher = node.create_publisher('/x', 'std_msgs/msg/String')
-        got = []
+        got, problems = [], []
         subscription = listener.create_subscription('/x', 'std_msgs/msg/String',
-                                                    lambda msg, _t: got.append(msg.data), qos=RELIABLE)
+                                                    lambda msg, _t: got.append(msg.data), qos=RELIABLE,
+                                                    on_bad_payload=problems.append)
         assert node.wait_for_matches([publisher], 10.0)
         time.sleep(0.2)
         publisher.publish_raw(b'\x00\x01\x00\x00\x02\x00\x00\x00\xff\x00')  # valid CDR, not UTF-8
         publisher.publish(node.typestore.types['std_msgs/msg/String']('fine'))
         assert _spin_until([listener], lambda: got == ['fine'] and subscription.bad_payloads == 1)
+        assert len(problems) == 1 and 'undecodable std_msgs/msg/String sample (10 bytes)' in problems[0]
     finally:
         node.close()
         listener.close()
+
+
+def test_private_domains_stay_below_the_ephemeral_port_range():
+    from nitedr_ros.transports.dds.participant import MAX_SAFE_DOMAIN
+
+    domains = {private_domain_id(offset) for offset in range(300)}
+    assert domains == set(range(1, MAX_SAFE_DOMAIN + 1))  # never 0, never above 101
+    last_port = 7400 + 250 * MAX_SAFE_DOMAIN + 11 + 2 * 40  # RTPS user unicast port of participant 40
+    assert last_port < 32768  # Linux's default ephemeral range starts here

@@ -8,6 +8,7 @@ with ``qos_overrides./<topic>.{subscription,publisher}.{reliability,depth,durabi
 ``use_sim_time`` the node clock is ``/clock`` (0 until the first message, so nothing is dropped as stale).
 
 Callbacks run on the DDS reader thread and only hand messages to the core; the core's worker publishes.
+A sample that cannot be decoded is reported to the core (``bad_message`` in the stream's diagnostics).
 """
 
 from __future__ import annotations
@@ -114,15 +115,19 @@ class DdsNodeRuntime:
         if self.use_sim_time:
             self.subscriptions.append(node.create_subscription('/clock', CLOCK_TYPE, self.clock.on_clock,
                                                                qos=CLOCK))
+        resolved = {}
         for stream, topic in core.input_topics().items():
-            name = node.resolve(topic)
+            name = resolved[stream] = node.resolve(topic)
             msgtype = COMPRESSED_IMAGE if topic.endswith('/compressed') else IMAGE
             self.subscriptions.append(node.create_subscription(
-                name, msgtype, self._image_callback(stream), qos=self._qos(name, 'subscription')))
+                name, msgtype, self._image_callback(stream), qos=self._qos(name, 'subscription'),
+                on_bad_payload=self._bad_payload_callback(stream, name, image=True)))
+        core.set_input_topic_names(resolved)
         for stream, topic in core.camera_info_topics().items():
             name = node.resolve(topic)
             self.subscriptions.append(node.create_subscription(
-                name, CAMERA_INFO, self._info_callback(stream), qos=self._qos(name, 'subscription')))
+                name, CAMERA_INFO, self._info_callback(stream), qos=self._qos(name, 'subscription'),
+                on_bad_payload=self._bad_payload_callback(stream, name, image=False)))
         node.start()
         self.started = True
 
@@ -140,6 +145,13 @@ class DdsNodeRuntime:
             on_info(stream, msg)
         return callback
 
+    def _bad_payload_callback(self, stream: str, topic: str, image: bool):
+        report = self.core.report_bad_message
+
+        def callback(problem: str) -> None:
+            report(stream, f'{topic}: {problem}', counts_as_frame=image)
+        return callback
+
     def describe_topics(self) -> dict[str, list[str]]:
         publishers = [*self._image_publishers.values(), *self._info_publishers.values(),
                       *([self._diagnostics] if self._diagnostics else []), *self._debug_publishers.values()]
@@ -147,12 +159,16 @@ class DdsNodeRuntime:
                 'publishes': [p.topic for p in publishers]}
 
     def shutdown(self, flush: bool = True, linger_s: float = 0.3) -> None:
-        """End of run: optionally flush the synchronizer (pending inputs become sets or counted drops),
-        publish a last DiagnosticArray with the final totals, then stop the core and DDS."""
+        """End of run: flush the synchronizer (pending inputs become sets or counted drops), or with
+        ``flush=False`` drop what it holds (counted, ``sync``), publish a last DiagnosticArray with the final
+        totals, then stop the core and DDS."""
         if self.started:
             self.node.close()  # no more input callbacks
             if flush:
                 self.core.flush(timeout=30.0)
+            else:
+                self.core.discard_pending()
+                self.core.wait_idle(30.0)
             self.core.publish_diagnostics()
             time.sleep(linger_s)  # reliable writers deliver before the participant goes away
         self.core.stop()

@@ -54,6 +54,16 @@ _POLICY_NAMES = {2: 'DURABILITY', 3: 'PRESENTATION', 4: 'DEADLINE', 5: 'LATENCY_
 
 QosEventCallback = Callable[[str, str], None]
 
+# Cyclone's ports for domain d start at 7400 + 250 d; above domain 101 they fall into Linux's ephemeral port
+# range (32768-60999), where any outgoing connection may already hold them.
+MAX_SAFE_DOMAIN = 101
+
+
+def private_domain_id(offset: int = 0) -> int:
+    """A DDS domain in 1..101 derived from this process id (+ ``offset``): private to one demo or test run,
+    never 0 (where real ROS 2 graphs live by default), never in the ephemeral port range."""
+    return 1 + (os.getpid() + offset) % MAX_SAFE_DOMAIN
+
 
 def _incompatible_listener(topic: str, side: str, callback: QosEventCallback | None) -> Listener | None:
     """A Cyclone listener reporting incompatible-QoS events of one endpoint as (topic, description)."""
@@ -172,17 +182,23 @@ class RosPublisher:
 
 
 Callback = Callable[[Any, int], None]  # (message or raw payload, receive time ns)
+BadPayloadCallback = Callable[[str], None]  # (what is wrong with a sample that could not be decoded)
 
 
 class RosSubscription:
-    """A DDS reader on ``rt/<topic>``; its callback gets (message or raw payload, receive time ns)."""
+    """A DDS reader on ``rt/<topic>``; its callback gets (message or raw payload, receive time ns).
+
+    A sample that cannot be decoded is counted (``bad_payloads``), logged and handed to ``on_bad_payload``
+    (problem text) so that the node can count it in its diagnostics.
+    """
 
     def __init__(self, node: DdsNode, topic: str, msgtype: str, qos: QosProfile, callback: Callback,
-                 raw: bool = False) -> None:
+                 raw: bool = False, on_bad_payload: BadPayloadCallback | None = None) -> None:
         self.topic = topic
         self.msgtype = msgtype
         self.callback = callback
         self.raw = raw
+        self.on_bad_payload = on_bad_payload
         self.received = 0
         self.bad_payloads = 0
         self.callback_errors = 0
@@ -211,6 +227,7 @@ class RosSubscription:
                 except Exception as exc:  # noqa: BLE001 - a bad sample never stops the reader thread
                     self.bad_payloads += 1
                     log.warning('dropped an undecodable sample on %s: %s', self.topic, exc)
+                    self._report_bad(f'undecodable {self.msgtype} sample ({len(payload)} bytes): {exc}')
                     continue
             try:
                 self.callback(msg, now)
@@ -218,6 +235,15 @@ class RosSubscription:
                 self.callback_errors += 1
                 log.exception('callback for %s failed', self.topic)
         return len(samples)
+
+    def _report_bad(self, problem: str) -> None:
+        if self.on_bad_payload is None:
+            return
+        try:
+            self.on_bad_payload(problem)
+        except Exception:  # reporting must not stop the reader thread either
+            self.callback_errors += 1
+            log.exception('bad-payload report for %s failed', self.topic)
 
 
 class DdsNode:
@@ -266,8 +292,9 @@ class DdsNode:
         return RosPublisher(self, self.resolve(name), msgtype, qos)
 
     def create_subscription(self, name: str, msgtype: str, callback: Callback,
-                            qos: QosProfile = SENSOR_DATA, raw: bool = False) -> RosSubscription:
-        subscription = RosSubscription(self, self.resolve(name), msgtype, qos, callback, raw)
+                            qos: QosProfile = SENSOR_DATA, raw: bool = False,
+                            on_bad_payload: BadPayloadCallback | None = None) -> RosSubscription:
+        subscription = RosSubscription(self, self.resolve(name), msgtype, qos, callback, raw, on_bad_payload)
         with self._lock:
             self._subscriptions.append(subscription)
             self._waitset.attach(subscription.condition)
