@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import threading
+import time
 
 import pytest
 
@@ -14,9 +14,10 @@ from bag_messages import messages_by_topic
 from nitedr_ros.core.clock import header_stamp_ns, stamp_to_ns
 from nitedr_ros.transports.bag.player import BagPlayer
 from nitedr_ros.transports.bag.reader import BagError, iter_raw, open_bag
-from nitedr_ros.transports.bag.recorder import BagRecorder
+from nitedr_ros.transports.bag.recorder import RECORD_QOS, BagRecorder
 from nitedr_ros.transports.bag.sample import SampleSpec, make_sample
 from nitedr_ros.transports.dds.idl import ros_type_from_dds
+from nitedr_ros.transports.dds.participant import DdsNode, QosProfile, private_domain_id
 
 
 def test_ros_type_names_from_dds():
@@ -31,7 +32,7 @@ def test_play_loop_with_clock_into_the_recorder(tmp_path):
         stamps = [reader.deserialize(raw, c.msgtype).header.stamp for c, _, raw in iter_raw(reader)
                   if c.topic == '/rgb/image']
     per_loop = len(stamps)
-    domain = 200 + os.getpid() % 30
+    domain = private_domain_id(60)  # offsets 60-69 in this file
     recorder = BagRecorder(tmp_path / 'recorded', ['/rgb/image', '/clock'], domain_id=domain)
     recorder_thread = threading.Thread(target=recorder.run)
     recorder_thread.start()
@@ -66,6 +67,48 @@ def test_play_refuses_a_topic_it_does_not_have(tmp_path):
     bag = tmp_path / 'sample'
     make_sample(bag, SampleSpec(duration_s=0.2, width=16, height=16, cameras=('rgb',)))
     with pytest.raises(BagError, match='/nothing'):
-        BagPlayer(bag, topics=['/nothing'], domain_id=231).run()
+        BagPlayer(bag, topics=['/nothing'], domain_id=private_domain_id(61)).run()
     with pytest.raises(BagError, match='--wait-for'):
-        BagPlayer(bag, wait_for=['/thermal/image'], domain_id=231).run()
+        BagPlayer(bag, wait_for=['/thermal/image'], domain_id=private_domain_id(61)).run()
+
+
+def test_recorder_takes_the_qos_a_best_effort_publisher_offers_and_reports_one_it_cannot_match(tmp_path):
+    domain = private_domain_id(62)
+    talker = DdsNode('talker', domain_id=domain)
+    publisher = talker.create_publisher('/chatter', 'std_msgs/msg/String', QosProfile('best_effort', 10))
+    matched = threading.Event()
+    adaptive = BagRecorder(tmp_path / 'adaptive', ['/chatter'], domain_id=domain,
+                           on_matched=lambda topic: matched.set())
+    fixed = BagRecorder(tmp_path / 'fixed', ['/chatter'], domain_id=domain, qos=RECORD_QOS)
+    threads = [threading.Thread(target=r.run) for r in (adaptive, fixed)]
+    for thread in threads:
+        thread.start()
+    try:
+        assert matched.wait(20), 'the recorder never matched the best-effort publisher'
+        deadline = time.monotonic() + 20
+        while '/chatter' not in fixed.stats.qos_mismatches and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for k in range(5):
+            publisher.publish(talker.typestore.types['std_msgs/msg/String'](f'hello {k}'))
+            time.sleep(0.02)
+        time.sleep(0.5)
+    finally:
+        adaptive.stop()
+        fixed.stop()
+        for thread in threads:
+            thread.join(timeout=30)
+        talker.close()
+    assert adaptive.stats.qos == {'/chatter': 'best_effort'}
+    assert [m.data for _, m in messages_by_topic(tmp_path / 'adaptive')['/chatter']] == [
+        f'hello {k}' for k in range(5)]
+    assert fixed.stats.received == {'/chatter': 0}  # a reliable reader never matches a best-effort writer
+    assert 'RELIABILITY' in fixed.stats.qos_mismatches['/chatter']  # and says so
+
+
+def test_record_force_never_wipes_a_folder_that_is_not_a_bag(tmp_path):
+    folder = tmp_path / 'mine'
+    folder.mkdir()
+    (folder / 'notes.txt').write_text('keep')
+    with pytest.raises(BagError, match='not a rosbag2 bag'):
+        BagRecorder(folder, ['/chatter'], force=True, domain_id=private_domain_id(63))
+    assert (folder / 'notes.txt').read_text() == 'keep'

@@ -8,6 +8,7 @@ import signal
 import sys
 from typing import Any
 
+from ..core.topics import MODES
 from .options import parse_models, parse_pairs, parse_param_overrides
 
 HELP = 'rosbag2 tools without ROS: derain a bag, make the sample bag, play a bag over DDS, record, info'
@@ -22,10 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                     'synchronizer, pipeline and diagnostics as the live node, bag time as node time.')
     derain.add_argument('input', help='input bag: rosbag2 folder, .mcap file or ROS 1 .bag (never modified)')
     derain.add_argument('output', help='output rosbag2 folder (refused if it exists, unless --force)')
-    derain.add_argument('--params', default='', help='node parameter YAML (/**: ros__parameters:); '
-                                                     'default: the shipped config for the mode')
-    derain.add_argument('--mode', choices=('nitedr', 'stereo', 'single'),
-                        help='pipeline mode (overrides params)')
+    derain.add_argument('--params', default='',
+                        help='node parameter YAML (/**: ros__parameters:); default: the shipped '
+                             'config/<mode>.yaml, with max_input_age_ms 0 (a bag\'s record delay is not '
+                             'backlog) unless --params or --param sets it')
+    derain.add_argument('--mode', choices=MODES,
+                        help='pipeline mode (overrides params; default nitedr); full = all four cameras')
     derain.add_argument('--topic', action='append', default=[], metavar='STREAM=TOPIC',
                         help='bag topic of a stream (rgb, left, right, thermal); repeatable. Default: the '
                              "node's topic names, else auto-detected from the names")
@@ -81,7 +84,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     record.add_argument('--idle', type=float, default=0.0,
                         help='stop after this many seconds without messages (once one arrived)')
     record.add_argument('--storage', choices=('sqlite3', 'mcap'), default='sqlite3')
-    record.add_argument('--qos', choices=('reliable', 'best_effort'), default='reliable')
+    record.add_argument('--qos', choices=('auto', 'reliable', 'best_effort'), default='auto',
+                        help='reader reliability: auto = what each publisher offers (as ros2 bag record); '
+                             'a fixed value misses publishers it does not match (reported)')
     record.add_argument('--force', action='store_true', help='replace an existing OUTPUT')
     _dds_arguments(record)
 
@@ -168,7 +173,7 @@ def _play(args: argparse.Namespace) -> int:
 
 
 def _record(args: argparse.Namespace) -> int:
-    from ..transports.bag.recorder import RECORD_QOS, BagRecorder
+    from ..transports.bag.recorder import RECORD_DEPTH, BagRecorder
     from ..transports.dds.participant import QosProfile
 
     def matched(topic: str) -> None:
@@ -176,7 +181,7 @@ def _record(args: argparse.Namespace) -> int:
 
     recorder = BagRecorder(args.output, args.topics, storage=args.storage, force=args.force,
                            domain_id=args.domain,
-                           qos=RECORD_QOS if args.qos == 'reliable' else QosProfile('best_effort', 100),
+                           qos=None if args.qos == 'auto' else QosProfile(args.qos, RECORD_DEPTH),
                            duration_s=args.duration, idle_s=args.idle, dds_config=args.dds_config,
                            on_matched=matched)
     _stop_on_signals(recorder.stop)
@@ -187,6 +192,9 @@ def _record(args: argparse.Namespace) -> int:
         print(f'  {topic}: {count}')
     for topic, type_name in sorted(stats.skipped_types.items()):
         print(f'  skipped {topic}: unknown type {type_name}', file=sys.stderr)
+    for topic, problem in sorted(stats.qos_mismatches.items()):
+        print(f'  incompatible QoS on {topic}: {problem}; its messages were not recorded (try --qos auto)',
+              file=sys.stderr)
     return 0
 
 

@@ -1,7 +1,10 @@
 """``nitedr bag record``: write what arrives on ROS 2 topics over DDS into a rosbag2, as ``ros2 bag record``.
 
 Topics are discovered: the recorder watches DDS publications (``rt/<topic>``, type ``pkg::msg::dds_::T_``)
-and subscribes to each requested topic (or all, with ``topics=()``) with the type its publisher announces.
+and subscribes to each requested topic (or all, with ``topics=()``) with the type its publisher announces
+and, as ``ros2 bag record`` does, the reliability and durability that publisher offers (a reliable reader
+never matches a best-effort writer); a fixed ``qos`` overrides that, and a publisher it cannot match is
+reported (logged, ``RecordStats.qos_mismatches``) instead of being missed silently.
 Payloads are stored exactly as received (ROS 2 CDR); the bag time of a message is its receive time (wall
 clock), as rosbag2 does. The bag is written under a temporary name and renamed when recording stops
 (``stop()``, a signal, ``duration_s`` or ``idle_s``), so an interrupted process leaves no partial bag.
@@ -20,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from cyclonedds.builtin import BuiltinDataReader, BuiltinTopicDcpsPublication
+from cyclonedds.qos import Policy
 
 from ..dds.idl import ros_type_from_dds
 from ..dds.names import ros_topic_name
@@ -29,13 +33,33 @@ from .writer import AtomicBagWriter, ros2_typestore
 log = logging.getLogger(__name__)
 
 # deep reader history: the recorder must not lose samples that arrive while it writes to disk
-RECORD_QOS = QosProfile('reliable', 100)
+RECORD_DEPTH = 100
+RECORD_QOS = QosProfile('reliable', RECORD_DEPTH)
+
+
+def offered_qos(endpoint_qos: Any, depth: int = RECORD_DEPTH) -> QosProfile:
+    """The reader QoS that matches a discovered publication: its reliability and durability."""
+    reliability = 'reliable'
+    durability = 'volatile'
+    try:
+        if Policy.Reliability in endpoint_qos and \
+                endpoint_qos[Policy.Reliability] == Policy.Reliability.BestEffort:
+            reliability = 'best_effort'
+        durable = Policy.Durability
+        lasting = (durable.TransientLocal, durable.Transient, durable.Persistent)
+        if Policy.Durability in endpoint_qos and endpoint_qos[Policy.Durability] in lasting:
+            durability = 'transient_local'
+    except TypeError:  # no QoS announced: DDS defaults for a writer (reliable, volatile)
+        pass
+    return QosProfile(reliability, depth, durability)
 
 
 @dataclass
 class RecordStats:
     received: dict[str, int] = field(default_factory=dict)
     skipped_types: dict[str, str] = field(default_factory=dict)
+    qos: dict[str, str] = field(default_factory=dict)  # topic -> reliability it was subscribed with
+    qos_mismatches: dict[str, str] = field(default_factory=dict)  # topic -> incompatible-QoS report
     wall_s: float = 0.0
     path: str = ''
 
@@ -45,10 +69,10 @@ class RecordStats:
 
 
 class BagRecorder:
-    """Records ROS 2 topics from DDS into a rosbag2 file."""
+    """Records ROS 2 topics from DDS into a rosbag2 file. ``qos``: None = as each publisher offers."""
 
     def __init__(self, out: str | Path, topics: Sequence[str] = (), *, storage: str = 'sqlite3',
-                 force: bool = False, domain_id: int | None = None, qos: QosProfile = RECORD_QOS,
+                 force: bool = False, domain_id: int | None = None, qos: QosProfile | None = None,
                  duration_s: float = 0.0, idle_s: float = 0.0, dds_config: str | None = None,
                  on_matched: Callable[[str], None] | None = None) -> None:
         self.output = AtomicBagWriter(out, storage=storage, force=force)
@@ -68,7 +92,7 @@ class BagRecorder:
     def run(self) -> RecordStats:
         typestore = ros2_typestore()
         node = DdsNode('nitedr_recorder', domain_id=self.domain_id, typestore=typestore,
-                       dds_config=self.dds_config)
+                       dds_config=self.dds_config, qos_event_callback=self._on_incompatible_qos)
         discovery = BuiltinDataReader(node.participant, BuiltinTopicDcpsPublication)
         writer = self.output.open()
         connections: dict[str, Any] = {}
@@ -97,7 +121,11 @@ class BagRecorder:
                         continue
                     connections[topic] = writer.add_connection(topic, msgtype, typestore=typestore)
                     self.stats.received[topic] = 0
-                    qos = SENSOR_DATA if topic == '/clock' else self.qos
+                    if self.qos is None:
+                        qos = offered_qos(getattr(endpoint, 'qos', None))
+                    else:
+                        qos = SENSOR_DATA if topic == '/clock' else self.qos
+                    self.stats.qos[topic] = qos.reliability
                     subscriptions[topic] = node.create_subscription(topic, msgtype, make_callback(topic),
                                                                     qos=qos, raw=True)
                 node.spin_once(0.05)
@@ -120,3 +148,9 @@ class BagRecorder:
         node.close()
         self.stats.path = str(self.output.commit())
         return self.stats
+
+    def _on_incompatible_qos(self, topic: str, description: str) -> None:
+        if topic not in self.stats.qos_mismatches:
+            log.warning('%s: a publisher cannot be recorded: %s (record with the QoS it offers: qos=None, '
+                        '--qos auto)', topic, description)
+        self.stats.qos_mismatches[topic] = description
