@@ -17,7 +17,13 @@ from nitedr_ros.cli import main as cli_main
 from nitedr_ros.core.clock import header_stamp_ns
 from nitedr_ros.engines import tiny_models
 from nitedr_ros.errors import OutputExistsError
-from nitedr_ros.transports.bag.derain import BagDerainOptions, camera_info_topic, derain_bag, format_summary
+from nitedr_ros.transports.bag.derain import (
+    BagDerainOptions,
+    camera_info_topic,
+    derain_bag,
+    format_summary,
+    node_parameters,
+)
 from nitedr_ros.transports.bag.reader import BagError
 from nitedr_ros.transports.bag.sample import SampleSpec, make_sample
 
@@ -119,6 +125,45 @@ def test_stereo_mode_pairs_left_and_right_exactly(sample_bag, models, tmp_path):
     assert len(left) == len(right) == summary['sets_made'] == summary['frames_in']['left']
     assert [header_stamp_ns(m) for _, m in left] == [header_stamp_ns(m) for _, m in right]
     assert {m.header.frame_id for _, m in left} == {'stereo_left_optical_frame'}
+
+
+def test_full_mode_derains_all_four_cameras_in_one_set(sample_bag, models, tmp_path):
+    roles = {'derain': models['derain'], 'fusion': models['fusion'], 'stereo': models['stereo']}
+    summary = derain_bag(BagDerainOptions(input=sample_bag, output=tmp_path / 'full', mode='full',
+                                          backend='onnxruntime-cpu', models=roles, overrides={'threads': 1},
+                                          progress=False))
+    assert set(summary['streams']) == {'rgb', 'left', 'right', 'thermal'} and summary['sets_made'] > 0
+    outputs = messages_by_topic(tmp_path / 'full')
+    for topic in ('/derained/rgb/image', '/fused/image', '/derained/left/image', '/derained/right/image'):
+        assert len(outputs[topic]) == summary['sets_made'], topic
+
+
+def test_latency_percentiles_are_in_the_summary_without_debug_topics(sample_bag, models, tmp_path):
+    summary = derain_bag(_options(sample_bag, tmp_path / 'quiet', models, mode='single',
+                                  overrides={'threads': 1, 'debug.publish_timing': False}))
+    assert not any('/debug/' in topic for topic in messages_by_topic(tmp_path / 'quiet'))
+    latency = summary['latency_ms']
+    assert set(latency) == {'processing_time_ms', 'inference_time_ms', 'pipeline_latency_ms'}
+    assert all(values['count'] == summary['sets_made'] > 0 for values in latency.values())
+    assert 'processing_time_ms: p50' in format_summary(summary)
+
+
+def test_default_parameters_are_the_shipped_mode_file_with_the_bag_defaults(tmp_path, monkeypatch):
+    shipped = tmp_path / 'config'
+    shipped.mkdir()
+    (shipped / 'stereo.yaml').write_text('/**:\n  ros__parameters:\n    mode: stereo\n    sync:\n'
+                                         '      slop: 0.02\n    max_input_age_ms: 200.0\n')
+    monkeypatch.setenv('NITEDR_CONFIG_DIR', str(shipped))
+    params = node_parameters(BagDerainOptions(input='in', output='out', mode='stereo'))
+    assert params['sync.slop'] == 0.02 and params['max_input_age_ms'] == 0.0  # shipped file, bag default
+    own = tmp_path / 'mine.yaml'
+    own.write_text('/**:\n  ros__parameters:\n    mode: single\n    max_input_age_ms: 150.0\n')
+    mine = node_parameters(BagDerainOptions(input='in', output='out', params=own))
+    assert mine['max_input_age_ms'] == 150.0  # the user's own file is taken as it is
+    given = BagDerainOptions(input='in', output='out', mode='stereo', overrides={'max_input_age_ms': 50.0})
+    assert node_parameters(given)['max_input_age_ms'] == 50.0
+    monkeypatch.setenv('NITEDR_CONFIG_DIR', str(tmp_path / 'none'))  # no config folder: schema defaults
+    assert node_parameters(BagDerainOptions(input='in', output='out', mode='stereo'))['sync.slop'] == 0.015
 
 
 def test_add_latency_records_outputs_after_their_inputs(sample_bag, models, tmp_path):

@@ -12,8 +12,12 @@ converted to ROS 2 definitions) plus the node's outputs:
 - ``/diagnostics`` every ``diagnostics.period`` of bag time, stamped and recorded at that bag time; a final
   one at the end of the bag. ``~/debug/*_ms`` Float64 values at the record time of their set.
 
-Differences from the live node, on purpose: sets are processed inline (nothing is dropped as ``busy``), and
-``max_input_age_ms`` is 0 (off) unless given, since a bag's stamp-to-record delay is not processing backlog.
+Parameters: ``--params FILE``, else the shipped ``config/<mode>.yaml`` (schema defaults where the package
+has no config folder); then ``--mode``/``--backend``/``--model``; then ``--param``. Differences from the live
+node, on purpose: sets are processed inline (nothing is dropped as ``busy``), and ``max_input_age_ms`` is
+0 (off) unless ``--param`` or the user's own ``--params`` file sets it (the shipped file's 200 ms is not
+used), since a bag's stamp-to-record delay is not processing backlog. The summary's latency percentiles
+cover every published set, whether or not ``debug.publish_timing`` writes the ``~/debug`` topics.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ from ...core.topics import (
     OUTPUT_TOPICS,
     debug_topic,
 )
+from ...errors import ConfigError
+from ...paths import config_dir
 from ...pipeline.timing import percentile_summary
 from ..dds.names import NameResolver
 from .reader import CAMERA_INFO, BagError, assign_streams, deserialize, image_topics, iter_raw, open_bag
@@ -47,6 +53,11 @@ log = logging.getLogger(__name__)
 
 # Percentiles of the bag tools' latency summaries (derain summary, demo report).
 LATENCY_PERCENTILES = (50, 90, 95, 99)
+# what differs from the shipped config for a bag (a user's own --params file or --param wins)
+BAG_DEFAULTS: dict[str, Any] = {'max_input_age_ms': 0.0}
+# summary name (as the ~/debug topic) -> the core's latency value
+SUMMARY_LATENCIES = {'processing_time_ms': 'processing_ms', 'inference_time_ms': 'inference_ms',
+                     'pipeline_latency_ms': 'end_to_end_ms'}
 
 
 @dataclass
@@ -71,13 +82,25 @@ class BagDerainOptions:
 
 
 def node_parameters(options: BagDerainOptions) -> dict[str, Any]:
-    """The node parameters for this run: file (or defaults), then mode/backend/models/overrides."""
+    """The node parameters for this run: ``--params`` (else the shipped ``<mode>.yaml`` without the values
+    in :data:`BAG_DEFAULTS`), then mode/backend/models, the bag defaults where unset, then overrides."""
     given: dict[str, Any] = {}
     if options.params:
         given.update(load_parameter_file(options.params, node_name=options.node_name,
                                          namespace=options.namespace).given)
+    else:
+        shipped = config_dir() / f'{options.mode or "nitedr"}.yaml'
+        try:
+            given.update(load_parameter_file(shipped, node_name=options.node_name,
+                                             namespace=options.namespace).given)
+        except ConfigError:
+            if shipped.is_file():  # a broken shipped file is a real error; a missing one means defaults
+                raise
+        for name in BAG_DEFAULTS:
+            given.pop(name, None)
     given = apply_choices(given, mode=options.mode, backend=options.backend, models=options.models)
-    given.setdefault('max_input_age_ms', 0.0)
+    for name, value in BAG_DEFAULTS.items():
+        given.setdefault(name, value)
     given.update(options.overrides)
     return validate(given)
 
@@ -106,8 +129,14 @@ class _BagSink:
         self._topics = dict(topics)
         self._info_topics = dict(info_topics)
         self._debug_topics = dict(debug_topics)
-        self.debug_values: dict[str, list[float]] = {name: [] for name in debug_topics}
+        self.latencies: dict[str, list[float]] = {name: [] for name in SUMMARY_LATENCIES}
         self.diagnostics_published = 0
+
+    def on_published(self, latencies_ms: Mapping[str, float]) -> None:
+        """The core's per-set latencies, for the summary (every published set)."""
+        for name, key in SUMMARY_LATENCIES.items():
+            if key in latencies_ms:
+                self.latencies[name].append(float(latencies_ms[key]))
 
     def _write(self, topic: str, msgtype: str, msg: Any, record_ns: int) -> None:
         connection = self.connections.get(topic)
@@ -136,7 +165,6 @@ class _BagSink:
         self.diagnostics_published += 1
 
     def publish_debug(self, name: str, value: float) -> None:
-        self.debug_values.setdefault(name, []).append(float(value))
         topic = self._debug_topics.get(name)
         if topic is not None:
             self._write(topic, FLOAT64, self.messages.float64(value), self._output_time())
@@ -182,7 +210,8 @@ def derain_bag(options: BagDerainOptions,
             copier = OriginalTopicCopier(reader, writer, typestore)
             sink = _BagSink(writer, typestore, out_topics, out_info_topics, debug_topics, options.add_latency)
             core = NodeCore(params, sink=sink, clock=clock, node_name=options.node_name,
-                            pipeline=options.pipeline, synchronous=True)
+                            pipeline=options.pipeline, synchronous=True, on_published=sink.on_published)
+            core.set_input_topic_names({stream: item.topic for stream, item in chosen.items()})
             core.start()
             frames_in = dict.fromkeys(chosen, 0)
             copied = 0
@@ -239,7 +268,7 @@ def derain_bag(options: BagDerainOptions,
         'messages_copied': copied,
         'diagnostics_published': sink.diagnostics_published,
         'latency_ms': {name: percentile_summary(values, LATENCY_PERCENTILES)
-                       for name, values in sink.debug_values.items() if values},
+                       for name, values in sink.latencies.items() if values},
         'backend': backend,
         'wall_s': wall_s,
         'sets_per_s': stats.sets_total / wall_s if wall_s > 0 else 0.0,
