@@ -63,3 +63,17 @@ def test_demo_without_models_says_which_and_how(tmp_path, monkeypatch, capsys):
     assert code == 2
     assert 'cleannet_realtime.onnx' in err and '--model ROLE=PATH' in err
     assert not Path(tmp_path / 'demo').exists()
+
+
+def test_identity_backend_needs_no_model_files(tmp_path, monkeypatch):
+    import argparse
+
+    from nitedr_ros.commands import demo
+    from nitedr_ros.errors import ConfigError
+
+    monkeypatch.setenv('NITEDR_MODELS_DIR', str(tmp_path / 'no_models'))
+    parser = argparse.ArgumentParser()
+    demo.add_arguments(parser)
+    assert demo._check_models(parser.parse_args(['--backend', 'identity', '--mode', 'full'])) == ('full', {})
+    with pytest.raises(ConfigError, match=r'cleannet_realtime\.onnx'):
+        demo._check_models(parser.parse_args(['--mode', 'full']))  # onnxruntime-cpu needs the files

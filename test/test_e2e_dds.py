@@ -10,7 +10,6 @@ every published set; diagnostics arrive with latency fields.
 from __future__ import annotations
 
 import json
-import os
 import time
 
 import numpy as np
@@ -25,6 +24,7 @@ from nitedr_ros.commands.demo import ChildProcess
 from nitedr_ros.core.clock import header_stamp_ns
 from nitedr_ros.engines import tiny_models
 from nitedr_ros.transports.bag.sample import SampleSpec, make_sample
+from nitedr_ros.transports.dds.participant import private_domain_id
 
 WIDTH, HEIGHT = 160, 120
 OUTPUTS = ('/derained/rgb/image', '/fused/image', '/derained/rgb/camera_info', '/diagnostics',
@@ -50,7 +50,7 @@ def _values(status) -> dict[str, str]:
 @pytest.mark.slow
 def test_player_node_recorder_over_dds(e2e_setup):
     folder, models, bag = e2e_setup
-    domain = str(150 + os.getpid() % 70)
+    domain = str(private_domain_id(70))  # offsets 70-79 here
     recorded = folder / 'recorded'
     processes: list[ChildProcess] = []
 

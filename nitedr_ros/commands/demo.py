@@ -9,7 +9,8 @@
    prints where they are.
 
 The node uses whatever its parameters point at: the shipped models (``models/*.onnx``) by default,
-``--model ROLE=PATH`` or ``--params FILE`` otherwise.
+``--model ROLE=PATH`` or ``--params FILE`` otherwise; ``--backend identity`` needs no model file at all
+(outputs = inputs: a check of everything around inference).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from ..core.topics import MODES
 from ..errors import ConfigError, NitedrError
 from .options import parse_models
 
@@ -36,18 +38,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--output-dir', default='out/demo', help='where the sample bag and the runs go')
     parser.add_argument('--bag', default='', help='replay this bag instead of the sample (node topic names)')
     parser.add_argument('--params', default='', help='node parameter YAML (default: the shipped one)')
-    parser.add_argument('--mode', choices=('nitedr', 'stereo', 'single'), help='pipeline mode')
+    parser.add_argument('--mode', choices=MODES, help='pipeline mode (default: from --params, else nitedr)')
     parser.add_argument('--model', action='append', default=[], metavar='ROLE=PATH',
                         help='model of a role (derain, fusion, stereo); default: the shipped models')
     parser.add_argument('--backend', default='onnxruntime-cpu',
-                        help='inference backend (default onnxruntime-cpu; auto picks TensorRT on a GPU)')
+                        help='inference backend (default onnxruntime-cpu; auto picks TensorRT on a GPU; '
+                             'identity: outputs = inputs, no model files needed)')
     parser.add_argument('--param', action='append', default=[], metavar='NAME=VALUE',
                         help='any other node parameter (repeatable)')
     parser.add_argument('--rate', type=float, default=1.0, help='replay speed (default 1: real time)')
     parser.add_argument('--frames', type=int, default=4, help='rows of the before/after grid (default 4)')
     parser.add_argument('--duration', type=float, default=4.0, help='length of a new sample bag in s')
     parser.add_argument('--domain', type=int, default=None,
-                        help='DDS domain (default: a private one derived from the process id)')
+                        help='DDS domain (default: a private one in 1..101 derived from the process id)')
     parser.add_argument('--startup-timeout', type=float, default=300.0,
                         help='seconds the node may take to load its models (default 300)')
 
@@ -109,13 +112,16 @@ class ChildProcess:
 
 
 def _check_models(args: argparse.Namespace) -> tuple[str, dict[str, Path]]:
-    """Validate the parameters the node will get and find its models before starting anything."""
+    """Validate the parameters the node will get and find its models before starting anything (the
+    identity backend needs none: given models are passed on as they are, for their network names)."""
     from ..core.parameters import apply_choices, load_parameter_file, pipeline_config, validate
     from ..pipeline.config import resolve_models
 
     given = load_parameter_file(args.params).given if args.params else {}
     models = {role: str(Path(path).expanduser().resolve()) for role, path in parse_models(args.model).items()}
     params = validate(apply_choices(given, mode=args.mode, backend=args.backend, models=models))
+    if params['backend'] == 'identity':
+        return params['mode'], {role: Path(path) for role, path in models.items()}
     try:
         models = resolve_models(pipeline_config(params))
     except ConfigError as exc:
@@ -134,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
         debug_topic,
     )
     from ..transports.bag.sample import SampleSpec, make_sample
+    from ..transports.dds.participant import private_domain_id
 
     started = time.monotonic()
     mode, models = _check_models(args)
@@ -155,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         suffix += 1
         run_dir = output_dir / time.strftime(f'run-%Y%m%d-%H%M%S-{suffix}')
     run_dir.mkdir(parents=True)
-    domain = str(args.domain if args.domain is not None else 100 + os.getpid() % 100)
+    domain = str(args.domain if args.domain is not None else private_domain_id())
     inputs = [f'/{STREAM_TOPICS[s]}' for s in MODE_STREAMS[mode]]
     outputs = [f'/{OUTPUT_TOPICS[o]}' for o in MODE_OUTPUTS[mode]]
     node_name = 'nitedr_node'

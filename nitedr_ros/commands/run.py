@@ -13,6 +13,7 @@ import signal
 import threading
 from typing import Any
 
+from ..core.topics import MODES
 from ..errors import ConfigError
 
 HELP = 'run the node over DDS without ROS (ROS 2 topic names, types, QoS); Ctrl-C stops it'
@@ -24,8 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--params', default='',
                         help='parameter YAML (/**: ros__parameters:), a path or a name in config/ '
                              '(default: nitedr.yaml, or <mode>.yaml)')
-    parser.add_argument('--mode', choices=('nitedr', 'stereo', 'single'),
-                        help='pipeline mode (overrides params)')
+    parser.add_argument('--mode', choices=MODES,
+                        help='pipeline mode (overrides params); full = all four cameras')
     parser.add_argument('--param', action='append', default=[], metavar='NAME=VALUE',
                         help='set a parameter, e.g. backend=onnxruntime-cpu (repeatable)')
     parser.add_argument('--model', action='append', default=[], metavar='ROLE=PATH',
@@ -50,7 +51,7 @@ def load_parameters(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str,
     from ..core.parameters import apply_choices, load_parameter_file, validate
     from .options import parse_models, parse_param_overrides
 
-    params_file = args.params or (f'{args.mode}.yaml' if args.mode else 'nitedr.yaml')
+    params_file = args.params or _shipped_config(args.mode)
     try:
         loaded = load_parameter_file(params_file, node_name=args.node_name, namespace=args.namespace)
         given, ros = dict(loaded.given), dict(loaded.ros)
@@ -69,6 +70,13 @@ def load_parameters(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str,
     return validate(given), ros
 
 
+def _shipped_config(mode: str | None) -> Any:
+    """The shipped parameter file of a mode (never a same-named file in the working directory)."""
+    from ..paths import config_dir
+
+    return config_dir() / f'{mode or "nitedr"}.yaml'
+
+
 def ros_arguments(args: argparse.Namespace) -> list[str]:
     """The same options as ``--ros-args`` for the rclpy node (``ROS_DOMAIN_ID`` for ``--domain``)."""
     import os
@@ -79,7 +87,7 @@ def ros_arguments(args: argparse.Namespace) -> list[str]:
     if args.namespace not in ('', '/'):
         ros += ['-r', f'__ns:=/{args.namespace.strip("/")}']
     if args.params or args.mode:
-        ros += ['--params-file', str(resolve_config(args.params or f'{args.mode}.yaml'))]
+        ros += ['--params-file', str(resolve_config(args.params or _shipped_config(args.mode)))]
     settings = [f'mode:={args.mode}'] if args.mode else []
     settings += [f'backend:={args.backend}'] if args.backend else []
     settings += [f'models.{item.partition("=")[0]}:={item.partition("=")[2]}' for item in args.model]
