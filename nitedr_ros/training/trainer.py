@@ -17,7 +17,9 @@ in between give the same weights (on the same device and thread count).
 
 Multi-GPU: started by ``torchrun --nproc_per_node G nitedr train ...`` (``WORLD_SIZE`` > 1) the objective
 is wrapped in DistributedDataParallel (NCCL on CUDA, Gloo on CPU); every rank draws its own part of each
-step's batch, rank 0 validates, logs and checkpoints. Written for real but not run here (no GPUs).
+step's batch, rank 0 validates, logs and checkpoints. Tested on the CPU with two Gloo processes
+(``test/test_training_ddp.py``: equal replicas, equal to one process at twice the batch); NCCL on GPUs is
+not run here.
 """
 
 from __future__ import annotations
