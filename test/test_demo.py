@@ -77,3 +77,24 @@ def test_identity_backend_needs_no_model_files(tmp_path, monkeypatch):
     assert demo._check_models(parser.parse_args(['--backend', 'identity', '--mode', 'full'])) == ('full', {})
     with pytest.raises(ConfigError, match=r'cleannet_realtime\.onnx'):
         demo._check_models(parser.parse_args(['--mode', 'full']))  # onnxruntime-cpu needs the files
+
+
+@pytest.mark.slow
+def test_demo_full_mode_with_the_identity_backend_needs_no_models(tmp_path, monkeypatch, capsys):
+    import cv2
+
+    monkeypatch.setenv('NITEDR_MODELS_DIR', str(tmp_path / 'no_models'))
+    out = tmp_path / 'demo'
+    make_sample(out / 'sample_bag', SampleSpec(duration_s=1.0, width=96, height=72))
+    code = cli_main(['demo', '--output-dir', str(out), '--backend', 'identity', '--mode', 'full',
+                     '--frames', '2', '--param', 'threads=1'])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    (run_dir,) = out.glob('run-*')
+    summary = json.loads((run_dir / 'summary.json').read_text())
+    assert summary['mode'] == 'full' and summary['sets'] > 0
+    assert summary['outputs_recorded'] == summary['counts']['outputs_total'] == 4 * summary['sets']
+    grid = cv2.imread(str(run_dir / 'grid.png'))
+    assert grid is not None and grid.shape[1] > 4 * grid.shape[0]  # eight columns of images
+    last_column = grid[grid.shape[0] // 5:, -grid.shape[1] // 9:]  # derained right, below the titles
+    assert last_column.mean() < 200  # images (matched to their rows by the stereo stamps), not blank cells

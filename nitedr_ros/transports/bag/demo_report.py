@@ -1,7 +1,8 @@
 """The demo's outputs from three files: the played bag, the recorded bag and the player's publish log.
 
 - ``grid.png``: a few evenly spaced output sets, one row each; columns are the mode's inputs and outputs
-  (nitedr: rainy RGB | derained | fused | IR).
+  (nitedr: rainy RGB | derained | fused | IR; full: those, then left | derained left | right | derained
+  right).
 - ``latency.png`` and the latency part of ``report.md``: **end to end** = the recorder's receive time of
   an output - the player's publish time of the newest input of its set (DDS in, sync, pipeline, DDS out,
   all wall clock on this machine); **processing** and **inference** as the node measured them
@@ -143,10 +144,12 @@ def write_demo_report(played_bag: Path, recorded_bag: Path, publish_log: Path, r
             if row is not None:
                 input_images[(stream, row)] = display_rgb(msg)
     output_images: dict[tuple[str, int], np.ndarray] = {}
-    for output in outputs:
+    for output in outputs:  # an output carries its source's stamp: the row whose input it is (full mode:
+        source = OUTPUT_SOURCE[output]  # stereo outputs have the stereo stamps, rows the rgb ones)
         for _, msg in received[output]:
-            if header_stamp_ns(msg) in row_stamps:
-                output_images[(output, header_stamp_ns(msg))] = display_rgb(msg)
+            row = wanted[source].get(header_stamp_ns(msg))
+            if row is not None:
+                output_images[(output, row)] = display_rgb(msg)
 
     columns = _grid_columns(mode)
     grid_path = run_dir / 'grid.png'
@@ -174,7 +177,9 @@ def write_demo_report(played_bag: Path, recorded_bag: Path, publish_log: Path, r
 def _grid_columns(mode: str) -> list[str]:
     return {'nitedr': ['rgb', 'derained_rgb', 'fused', 'thermal'],
             'stereo': ['left', 'derained_left', 'right', 'derained_right'],
-            'single': ['rgb', 'derained_rgb']}[mode]
+            'single': ['rgb', 'derained_rgb'],
+            'full': ['rgb', 'derained_rgb', 'fused', 'thermal', 'left', 'derained_left', 'right',
+                     'derained_right']}[mode]
 
 
 def _plot_grid(path: Path, columns: list[str], row_stamps: list[int], inputs: Mapping[tuple[str, int], Any],
