@@ -8,7 +8,7 @@ package_name = 'nitedr_ros'
 
 RUNTIME = ['numpy>=1.24', 'opencv-python-headless>=4.8', 'onnxruntime>=1.17', 'pyyaml>=6', 'tqdm>=4.60',
            'matplotlib>=3.7']
-TRAIN = ['torch>=2.3', 'onnx>=1.16', 'onnxscript>=0.2']
+TRAIN = ['torch>=2.3', 'onnx>=1.16', 'onnxscript>=0.2', 'PyWavelets>=1.4']  # pywt: FMI_w (evaluation)
 BAG = ['rosbags>=0.11']
 DDS = ['cyclonedds==11.0.*']  # the raw-sample fast path uses its private _clayer API
 TENSORRT = ['tensorrt>=10.0', 'cuda-python>=12.0']
