@@ -11,7 +11,8 @@ RUNTIME = ['numpy>=1.24', 'opencv-python-headless>=4.8', 'onnxruntime>=1.17', 'p
 TRAIN = ['torch>=2.3', 'onnx>=1.16', 'onnxscript>=0.2', 'PyWavelets>=1.4']  # pywt: FMI_w (evaluation)
 BAG = ['rosbags>=0.11']
 DDS = ['cyclonedds==11.0.*']  # the raw-sample fast path uses its private _clayer API
-TENSORRT = ['tensorrt>=10.0', 'cuda-python>=12.0']
+CUDA_PYTHON = ['cuda-python>=12.0']  # device buffers; imports and probes safely without a GPU
+TENSORRT = ['tensorrt>=10.0', *CUDA_PYTHON]
 DEV = ['pytest>=7', 'ruff>=0.5']
 
 setup(
@@ -36,7 +37,7 @@ setup(
         'dds': RUNTIME + BAG + DDS,
         'tensorrt': TENSORRT,
         'dev': DEV,
-        'all': RUNTIME + TRAIN + BAG + DDS + DEV,
+        'all': RUNTIME + TRAIN + BAG + DDS + DEV + CUDA_PYTHON,  # everything but TensorRT itself
     },
     zip_safe=False,
     maintainer='nitedr_ros maintainers',
