@@ -6,6 +6,10 @@ subscribe and publish. Every output carries the header of its source stream's in
 
 from __future__ import annotations
 
+# what each mode uses is the pipeline's; re-exported with the topic names
+from ..pipeline.config import MODE_OUTPUTS as MODE_OUTPUTS
+from ..pipeline.config import MODE_STREAMS as MODE_STREAMS
+
 STREAMS: tuple[str, ...] = ('rgb', 'left', 'right', 'thermal')
 OUTPUTS: tuple[str, ...] = ('derained_rgb', 'fused', 'derained_left', 'derained_right')
 
@@ -39,18 +43,6 @@ OUTPUT_SOURCE: dict[str, str] = {
     'fused': 'rgb',
     'derained_left': 'left',
     'derained_right': 'right',
-}
-MODE_STREAMS: dict[str, tuple[str, ...]] = {
-    'nitedr': ('rgb', 'thermal'),
-    'stereo': ('left', 'right'),
-    'single': ('rgb',),
-    'full': ('rgb', 'left', 'right', 'thermal'),
-}
-MODE_OUTPUTS: dict[str, tuple[str, ...]] = {
-    'nitedr': ('derained_rgb', 'fused'),
-    'stereo': ('derained_left', 'derained_right'),
-    'single': ('derained_rgb',),
-    'full': ('derained_rgb', 'fused', 'derained_left', 'derained_right'),
 }
 MODES: tuple[str, ...] = tuple(MODE_STREAMS)
 # modes that fuse thermal into the derained RGB (thermal required; silent thermal = degraded, no ``fused``)

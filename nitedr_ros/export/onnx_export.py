@@ -292,12 +292,7 @@ def _set_metadata(proto: onnx.ModelProto, spec: NetworkSpec, config: str, precis
     }
     for key, value in (extra or {}).items():
         entries.setdefault(str(key), value if isinstance(value, str) else json.dumps(value, default=str))
-    existing = {p.key: p for p in proto.metadata_props}
-    for key, value in entries.items():
-        if key in existing:
-            existing[key].value = value
-        else:
-            proto.metadata_props.add(key=key, value=value)
+    _replace_props(proto, entries)
 
 
 def _replace_props(proto: onnx.ModelProto, entries: Mapping[str, str]) -> None:
