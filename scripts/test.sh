@@ -7,5 +7,5 @@ cd "$(dirname "$0")/.."
 .venv/bin/python -m pip install -q torch==2.13.0          # the CPU build; never the multi-GB CUDA wheels
 .venv/bin/python -m pip install -q -e '.[all]'
 export CYCLONEDDS_URI="file://$PWD/nitedr_ros/transports/dds/cyclonedds-loopback.xml"
-.venv/bin/ruff check nitedr_ros test launch scripts
+.venv/bin/ruff check nitedr_ros test launch scripts benchmarks setup.py
 .venv/bin/python -m pytest -q "$@"
