@@ -390,13 +390,12 @@ def markdown_report(summary: dict[str, Any]) -> str:
 
 
 def write_grid(path: Path, panels: Sequence[tuple[str, np.ndarray | None]], height: int = 240) -> Path:
-    """One row of labelled panels (missing ones are left dark), each scaled to ``height`` pixels."""
+    """One row of labelled panels, each scaled to ``height`` pixels; missing ones (``None``: no IR in the
+    dataset, no fusion model) are left out."""
     tiles = []
     for label, image in panels:
         if image is None:
-            ref = next(im for _, im in panels if im is not None)
-            image = np.zeros((*ref.shape[:2], 3), np.float32)
-            label = f'{label} (n/a)'
+            continue
         rgb = _float(image) if image.dtype == np.uint8 else image.astype(np.float32)
         if rgb.ndim == 2:
             rgb = np.repeat(rgb[..., None], 3, axis=2)
