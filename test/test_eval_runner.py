@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 import torch
 
@@ -14,7 +15,7 @@ from nitedr_ros.data.layouts import open_dataset
 from nitedr_ros.data.split import split_names
 from nitedr_ros.errors import ConfigError, OutputExistsError
 from nitedr_ros.evaluation import metrics
-from nitedr_ros.evaluation.evaluate import EvalOptions, evaluate
+from nitedr_ros.evaluation.evaluate import EvalOptions, evaluate, write_grid
 from nitedr_ros.networks import build_network
 from nitedr_ros.networks.checkpoint import save_checkpoint
 from roadscene_data import make_roadscene
@@ -179,3 +180,11 @@ def test_train_refuses_a_fusionnet_export_without_a_derain_model_before_training
     assert code == 2
     assert '--derain-model' in capsys.readouterr().err
     assert not (tmp_path / 'run').exists()
+
+
+def test_grid_leaves_out_panels_the_data_has_no_image_for(tmp_path):
+    image = np.full((20, 30, 3), 0.5, np.float32)
+    full = cv2.imread(str(write_grid(tmp_path / 'full.png', [('a', image), ('b', image), ('c', image)], 20)))
+    some = cv2.imread(str(write_grid(tmp_path / 'some.png', [('a', image), ('ir', None), ('c', image)], 20)))
+    assert full.shape == (20, 3 * 30 + 2 * 4, 3)  # three panels, two 4-pixel gaps
+    assert some.shape == (20, 2 * 30 + 4, 3)
