@@ -176,7 +176,14 @@ def test_failed_write_leaves_no_output_and_no_partial_folder(tmp_path, monkeypat
 
 def test_killed_writer_leaves_nothing_under_the_output_name(tmp_path):
     out = tmp_path / 'killed'
-    cmd = [sys.executable, '-m', 'nitedr_ros', 'bag', 'make-sample', str(out), '--duration', '30',
+    # the CLI in a child process whose bag writes take 20 ms each, so the interrupt always lands mid-write
+    child = ('import sys, time\n'
+             'from rosbags.rosbag2 import Writer\n'
+             'write = Writer.write\n'
+             'Writer.write = lambda *args: (time.sleep(0.02), write(*args))[1]\n'
+             'from nitedr_ros.cli import main\n'
+             'sys.exit(main(sys.argv[1:]))\n')
+    cmd = [sys.executable, '-c', child, 'bag', 'make-sample', str(out), '--duration', '30',
            '--width', '320', '--height', '240', '--cameras', 'rgb']
     process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
