@@ -176,8 +176,11 @@ def test_failed_write_leaves_no_output_and_no_partial_folder(tmp_path, monkeypat
 
 def test_killed_writer_leaves_nothing_under_the_output_name(tmp_path):
     out = tmp_path / 'killed'
-    # the CLI in a child process whose bag writes take 20 ms each, so the interrupt always lands mid-write
-    child = ('import sys, time\n'
+    # The CLI in a child process whose bag writes take 20 ms each, so the interrupt always lands mid-write.
+    # Ctrl-C's handler is installed explicitly: a shell starting this suite in the background (`cmd &`)
+    # hands its children SIGINT ignored, and Python then installs no KeyboardInterrupt handler.
+    child = ('import signal, sys, time\n'
+             'signal.signal(signal.SIGINT, signal.default_int_handler)\n'
              'from rosbags.rosbag2 import Writer\n'
              'write = Writer.write\n'
              'Writer.write = lambda *args: (time.sleep(0.02), write(*args))[1]\n'
