@@ -14,6 +14,21 @@ os.environ['CYCLONEDDS_URI'] = DDS_LOOPBACK_CONFIG.as_uri()
 os.environ.setdefault('OMP_NUM_THREADS', '2')
 
 
+@pytest.fixture(autouse=True)
+def rclpy_logging_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every core logger in every test enforces rclpy's one-severity-per-call-site rule (a stand-in that
+    logs one call site with two severities fails the test, as the real rclpy kills the node)."""
+    from nitedr_ros.core.log import CoreLog
+    from nitedr_ros.core.testing import StrictSeverityLogger
+
+    original = CoreLog.__init__
+
+    def strict_init(self: CoreLog, target: object) -> None:
+        original(self, StrictSeverityLogger(target))
+
+    monkeypatch.setattr(CoreLog, '__init__', strict_init)
+
+
 @pytest.fixture(scope='session')
 def shared_data() -> Path:
     """``../shared/data`` (or ``$NITEDR_DATA``); tests that need it skip where it is absent."""

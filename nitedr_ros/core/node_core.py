@@ -52,6 +52,7 @@ from .diagnostics import (
 )
 from .frame_flow import LatestOnlyBuffer, Ticker, Worker
 from .images import ImageFields, check_image, frame_to_fields, is_compressed, message_fields, message_to_frame
+from .log import CoreLog
 from .parameters import check_changes, exact_groups_for, pipeline_config, validate
 from .sync import Dropped, SyncedSet, Synchronizer
 from .topics import (
@@ -145,7 +146,7 @@ class NodeCore:
         self.synchronous = synchronous
         self._sink = sink
         self._clock = clock
-        self._log_target = logger or logging.getLogger('nitedr_ros.core')
+        self._log = CoreLog(logger or logging.getLogger('nitedr_ros.core'))
         self._pipeline = pipeline
         self._owns_pipeline = pipeline is None
         self._factory = pipeline_factory or default_pipeline_factory
@@ -168,7 +169,6 @@ class NodeCore:
         self._silent_since_ns = 0
         self._last_diag_ns: int | None = None
         self._last_diag_mono = 0.0
-        self._log_times: dict[str, float] = {}
         self._buffer = LatestOnlyBuffer()
         self._worker: Worker | None = None
         self._ticker: Ticker | None = None
@@ -250,7 +250,7 @@ class NodeCore:
             try:
                 self._pipeline.close()
             except Exception as exc:  # noqa: BLE001 - shutting down anyway
-                self._log('warning', f'closing the pipeline failed: {exc}')
+                self._log.warning(f'closing the pipeline failed: {exc}')
 
     def __enter__(self) -> NodeCore:
         self.start()
@@ -281,9 +281,7 @@ class NodeCore:
         if self._pipeline is None:
             self._pipeline = self._factory(self.params)
         self._backend_facts = describe_pipeline(self._pipeline)
-        self._log(
-            'info',
-            f'pipeline ready: mode {self.mode}, streams {", ".join(self.streams)}, '
+        self._log.info(f'pipeline ready: mode {self.mode}, streams {", ".join(self.streams)}, '
             f'backend {self._backend_facts.get("backend", "unknown")}',
         )
 
@@ -298,7 +296,7 @@ class NodeCore:
 
     def _on_image(self, stream: str, msg: Any) -> bool:
         if stream not in self.streams:
-            self._log_throttled(
+            self._log.throttled(
                 f'unknown-{stream}', 'warning', f'message for inactive stream {stream!r} ignored'
             )
             return False
@@ -336,7 +334,7 @@ class NodeCore:
         counted (``bad_message``) and named in the ``input <stream>`` diagnostics. ``counts_as_frame``: it was
         an image (counted as received, like any frame); False for a camera_info."""
         if stream not in self.streams:
-            self._log_throttled(f'unknown-{stream}', 'warning', f'bad message for inactive stream {stream!r}')
+            self._log.throttled(f'unknown-{stream}', 'warning', f'bad message for inactive stream {stream!r}')
             return
         if counts_as_frame:
             self._stats.arrival(stream, self._clock.now_ns())
@@ -345,15 +343,13 @@ class NodeCore:
     def report_qos_event(self, topic: str, description: str) -> None:
         """A transport saw an incompatible-QoS event: counted, logged loudly, WARN in diagnostics."""
         self._stats.qos_event(topic, description)
-        self._log(
-            'error',
-            f'incompatible QoS on {topic}: {description}; no data flows on this connection '
+        self._log.error(f'incompatible QoS on {topic}: {description}; no data flows on this connection '
             '(see qos.* parameters and qos_overrides)',
         )
 
     def _bad_message(self, stream: str, problem: str) -> None:
         self._stats.bad(stream, problem)
-        self._log_throttled(f'bad-{stream}', 'warning', f'{stream}: bad message dropped: {problem}')
+        self._log.throttled(f'bad-{stream}', 'warning', f'{stream}: bad message dropped: {problem}')
 
     def _check_time_jump(self, stream: str, stamp: int) -> None:
         with self._state_lock:
@@ -363,9 +359,7 @@ class NodeCore:
                 self._last_stamp.clear()
             self._last_stamp[stream] = stamp if last is None or jumped else max(stamp, last)
         if jumped:
-            self._log(
-                'warning',
-                f'{stream}: stamp jumped back {(last - stamp) / NS_PER_S:.1f} s (bag loop or '
+            self._log.warning(f'{stream}: stamp jumped back {(last - stamp) / NS_PER_S:.1f} s (bag loop or '
                 'clock reset): synchronizer reset',
             )
             self._sync.reset()
@@ -398,14 +392,12 @@ class NodeCore:
                         entered = True
             degraded = self._degraded
         if entered:
-            self._log(
-                'warning',
-                f'thermal silent or late for more than {self.params["ir_timeout_ms"]:g} ms: publishing '
-                'derained RGB without fusion',
-            )
+            timeout = self.params['ir_timeout_ms']
+            self._log.warning(f'thermal silent or late for more than {timeout:g} ms: publishing derained RGB '
+                              'without fusion')
             self._sync.reset()  # pending RGB waited for thermal that is not coming
         if left:
-            self._log('info', 'thermal is back: fusion resumes')
+            self._log.info('thermal is back: fusion resumes')
         return degraded
 
     # -- synchronizer callbacks -------------------------------------------------------------------------
@@ -423,9 +415,7 @@ class NodeCore:
         )
 
     def _on_interval_violation(self, stream: str, gap_ns: int, bound_ns: int) -> None:
-        self._log(
-            'warning',
-            f'{stream}: stamps {gap_ns / NS_PER_MS:.3f} ms apart, below sync.min_interval_ms '
+        self._log.warning(f'{stream}: stamps {gap_ns / NS_PER_MS:.3f} ms apart, below sync.min_interval_ms '
             f'({bound_ns / NS_PER_MS:g} ms): sets may depend on arrival order; lower sync.min_interval_ms '
             '(0 = off). Counted in the sync diagnostics; warned once per stream.',
         )
@@ -462,7 +452,7 @@ class NodeCore:
         except Exception as exc:  # noqa: BLE001 - a bug must not kill the worker or the caller
             self._stats.error(f'internal error: {exc}')
             self._stats.drop(work.synced.messages, DROP_ERROR)
-            self._log_throttled('internal', 'error', f'unexpected error while processing a set: {exc!r}')
+            self._log.throttled('internal', 'error', f'unexpected error while processing a set: {exc!r}')
 
     def _process(self, work: _Work) -> None:
         synced = work.synced
@@ -493,7 +483,7 @@ class NodeCore:
             self._stats.error(problem)
             passthrough = params['passthrough_on_error']
             action = 'passing input through' if passthrough else 'set dropped'
-            self._log_throttled('inference', 'error', f'inference failed ({action}): {problem}')
+            self._log.throttled('inference', 'error', f'inference failed ({action}): {problem}')
             if not passthrough:
                 self._stats.drop(synced.messages, DROP_ERROR)
                 return
@@ -524,7 +514,7 @@ class NodeCore:
         for output, image in outputs.items():
             source = OUTPUT_SOURCE.get(output)
             if source is None or source not in synced.messages:
-                self._log_throttled(
+                self._log.throttled(
                     f'output-{output}',
                     'warning',
                     f'pipeline output {output!r} has no source stream in this set: not published',
@@ -570,7 +560,7 @@ class NodeCore:
             getattr(self._sink, method)(*args)
             return None
         except Exception as exc:  # noqa: BLE001 - a transport error must not stop the node
-            self._log_throttled(f'sink-{method}', 'error', f'{method} failed: {exc!r}')
+            self._log.throttled(f'sink-{method}', 'error', f'{method} failed: {exc!r}')
             return str(exc) or type(exc).__name__
 
     # -- diagnostics ------------------------------------------------------------------------------------
@@ -641,15 +631,5 @@ class NodeCore:
                 self._degraded_sync.set_slop_ns(slop_ns)
         changed = sorted(k for k in changes if old.get(k) != new.get(k))
         if changed:
-            self._log('info', 'parameters changed: ' + ', '.join(f'{k}={new[k]!r}' for k in changed))
+            self._log.info('parameters changed: ' + ', '.join(f'{k}={new[k]!r}' for k in changed))
         return True, ''
-
-    # -- logging ----------------------------------------------------------------------------------------
-    def _log(self, level: str, message: str) -> None:
-        getattr(self._log_target, level)(message)
-
-    def _log_throttled(self, key: str, level: str, message: str, period_s: float = 5.0) -> None:
-        now = time.monotonic()
-        if now - self._log_times.get(key, -period_s) >= period_s:
-            self._log_times[key] = now
-            self._log(level, message)

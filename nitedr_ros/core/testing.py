@@ -9,6 +9,7 @@ as rclpy delivers it.
 from __future__ import annotations
 
 import array
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -150,6 +151,49 @@ class RecordingSink:
         with self._cond:
             statuses = self.diagnostics[-1][0] if self.diagnostics else []
         return {s.name.split(': ', 1)[1]: s for s in statuses}
+
+
+class StrictSeverityLogger:
+    """A logger wrapper that enforces rclpy's rule: a call site keeps the severity it first logged with.
+
+    rclpy's ``RcutilsLogger`` identifies a call site by the caller's function, file, line and bytecode
+    offset and raises ``ValueError('Logger severity cannot be changed between calls.')`` when the same site
+    logs with another severity; this wrapper does the same, then forwards to ``target``. The test suite
+    wraps every :class:`nitedr_ros.core.log.CoreLog` target in it (``test/conftest.py``).
+    """
+
+    def __init__(self, target: Any) -> None:
+        self._target = target
+        self._sites: dict[tuple[str, str, int, int], str] = {}
+        self._lock = threading.Lock()
+
+    def _check(self, severity: str) -> None:
+        frame = sys._getframe(2)  # the code that called info()/warning()/...
+        site = (frame.f_code.co_name, frame.f_code.co_filename, frame.f_lineno, frame.f_lasti)
+        with self._lock:
+            first = self._sites.setdefault(site, severity)
+        if first != severity:
+            raise ValueError('Logger severity cannot be changed between calls.')
+
+    def debug(self, message: str, **kwargs: Any) -> None:
+        self._check('debug')
+        self._target.debug(message)
+
+    def info(self, message: str, **kwargs: Any) -> None:
+        self._check('info')
+        self._target.info(message)
+
+    def warning(self, message: str, **kwargs: Any) -> None:
+        self._check('warning')
+        self._target.warning(message)
+
+    def error(self, message: str, **kwargs: Any) -> None:
+        self._check('error')
+        self._target.error(message)
+
+    def fatal(self, message: str, **kwargs: Any) -> None:
+        self._check('fatal')
+        self._target.critical(message) if hasattr(self._target, 'critical') else self._target.fatal(message)
 
 
 @dataclass
