@@ -26,16 +26,23 @@ class TensorSpec:
 
 @dataclass(frozen=True)
 class NetworkSpec:
-    """A network's identity, I/O contract and where its torch implementation lives."""
+    """A network's identity, role, I/O contract and where its torch implementation lives.
+
+    ``role`` is the pipeline role it can fill (``derain``, ``fusion``, ``stereo``; :mod:`nitedr_ros.modes`);
+    ``output_layer`` names the residual network's last layer (zeroed for identity initialisation in
+    training), None for a network without one.
+    """
 
     name: str
     title: str
+    role: str
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     multiple_of: int
     module: str  # torch implementation, imported only by offline tools
     published_params: int | None  # paper configuration, where code was published
     third_party_params: int | None = None  # paper configuration, a third party's figure (no code published)
+    output_layer: str | None = None
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -55,23 +62,32 @@ _DERAINED = TensorSpec('derained', 3, 'derained RGB')
 NETWORKS: dict[str, NetworkSpec] = {
     spec.name: spec
     for spec in (
-        NetworkSpec('cleannet', 'NiteDR CleanNet (AgMoE + TSSA + mixed-scale FFN U-Net)',
-                    (_RGB_IN,), (_DERAINED,), 8, 'nitedr_ros.networks.cleannet', 33_655_424),
-        NetworkSpec('fusionnet', 'NiteDR FusionNet (dense Y/IR fusion + cascaded refinement)',
+        NetworkSpec('cleannet', 'NiteDR CleanNet (AgMoE + TSSA + mixed-scale FFN U-Net)', 'derain',
+                    (_RGB_IN,), (_DERAINED,), 8, 'nitedr_ros.networks.cleannet', 33_655_424,
+                    output_layer='output'),
+        NetworkSpec('fusionnet', 'NiteDR FusionNet (dense Y/IR fusion + cascaded refinement)', 'fusion',
                     (TensorSpec('visible', 3, 'derained RGB'), TensorSpec('infrared', 1, 'thermal IR')),
                     (TensorSpec('fused', 3, 'fused RGB'),), 1, 'nitedr_ros.networks.fusionnet',
                     659_217 + 837),
-        NetworkSpec('stereoirr', 'StereoIRR (shared features + Dual-view Mutual Attention)',
+        NetworkSpec('stereoirr', 'StereoIRR (shared features + Dual-view Mutual Attention)', 'stereo',
                     (TensorSpec('left', 3, 'rainy left RGB'), TensorSpec('right', 3, 'rainy right RGB')),
                     (TensorSpec('left_derained', 3, 'derained left RGB'),
                      TensorSpec('right_derained', 3, 'derained right RGB')),
-                    8, 'nitedr_ros.networks.stereoirr', None, STEREOIRR_THIRD_PARTY_PARAMS),
+                    8, 'nitedr_ros.networks.stereoirr', None, STEREOIRR_THIRD_PARTY_PARAMS,
+                    output_layer='residual'),
         NetworkSpec('rainmer', 'Rainmer (DRSformer backbone + detail/degradation/illumination prompts)',
-                    (_RGB_IN,), (_DERAINED,), 8, 'nitedr_ros.networks.rainmer', 35_825_344),
-        NetworkSpec('mspfn', 'MSPFN (multi-scale progressive fusion, M17N1)',
-                    (_RGB_IN,), (_DERAINED,), 8, 'nitedr_ros.networks.mspfn', 15_823_424),
+                    'derain', (_RGB_IN,), (_DERAINED,), 8, 'nitedr_ros.networks.rainmer', 35_825_344,
+                    output_layer='output'),
+        NetworkSpec('mspfn', 'MSPFN (multi-scale progressive fusion, M17N1)', 'derain',
+                    (_RGB_IN,), (_DERAINED,), 8, 'nitedr_ros.networks.mspfn', 15_823_424,
+                    output_layer='rain_out'),
     )
 }
+
+
+def networks_for_role(role: str) -> tuple[str, ...]:
+    """Names of the networks that can fill a pipeline role."""
+    return tuple(name for name, spec in NETWORKS.items() if spec.role == role)
 
 
 def get_spec(name: str) -> NetworkSpec:

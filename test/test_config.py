@@ -63,14 +63,14 @@ def test_bag_qos_override_file_is_rosbag2_format_for_every_input_topic():
 
 
 def test_there_is_one_file_per_mode():
-    from nitedr_ros.core.topics import MODES
+    from nitedr_ros.modes import MODES
 
     assert sorted(MODE_FILES) == sorted(MODES)
 
 
 @pytest.mark.parametrize(('mode', 'name'), MODE_FILES.items())
 def test_mode_file_lists_the_engine_parameters_of_its_roles(mode, name):
-    from nitedr_ros.pipeline.config import MODE_ROLES
+    from nitedr_ros.modes import MODE_ROLES
 
     given = load_parameter_file(CONFIG_DIR / name).given
     assert {'workspace_mb', 'optimization_level', 'gpu_id'} <= set(given)

@@ -195,7 +195,8 @@ def test_pipeline_config_from_parameters():
     )
     config = pipeline_config(values)
     assert config.models == {'fusion': 'my_fusion.onnx'}  # derain: shipped default
-    assert (config.backend, config.precision, config.threads) == ('onnxruntime-cpu', 'fp32', 2)
+    engine = config.engine
+    assert (engine.backend, engine.precision, engine.threads) == ('onnxruntime-cpu', 'fp32', 2)
     assert config.thermal_range == (100.0, 4000.0)
     assert pipeline_config(defaults()).thermal_range is None
 
@@ -228,8 +229,10 @@ def test_engine_parameters_map_into_the_pipeline_config():
         'engine_files.stereo': '/plans/stereo.plan',
     })
     config = pipeline_config(values)
-    assert (config.mode, config.workspace_mb, config.optimization_level, config.device_index) == (
+    engine = config.engine
+    assert (config.mode, engine.build.workspace_mb, engine.build.optimization_level, engine.device_index) == (
         'full', 4096, 5, 1)
+    assert config.options_for('stereo').engine_file == '/plans/stereo.plan'
     assert config.engine_files == {'derain': '/plans/derain.plan', 'stereo': '/plans/stereo.plan'}
     # a plan for a role the mode does not have is ignored, as models.* of other modes are
     nitedr = pipeline_config(validate({'mode': 'nitedr', 'engine_files.stereo': '/plans/stereo.plan'}))
@@ -242,11 +245,9 @@ def test_engine_parameters_map_into_the_pipeline_config():
 
 
 def test_full_mode_is_a_mode_of_the_schema_and_the_pipeline():
-    from nitedr_ros.core.topics import MODE_OUTPUTS, MODE_STREAMS, MODES
-    from nitedr_ros.pipeline.config import MODE_ROLES
-    from nitedr_ros.pipeline.config import MODES as PIPELINE_MODES
+    from nitedr_ros.modes import MODE_OUTPUTS, MODE_ROLES, MODE_STREAMS, MODES
 
-    assert SCHEMA_BY_NAME['mode'].choices == MODES and set(MODES) == set(PIPELINE_MODES)
+    assert SCHEMA_BY_NAME['mode'].choices == MODES
     assert MODE_STREAMS['full'] == ('rgb', 'left', 'right', 'thermal')
     assert set(MODE_OUTPUTS['full']) == {'derained_rgb', 'fused', 'derained_left', 'derained_right'}
     assert set(MODE_ROLES['full']) == {'derain', 'fusion', 'stereo'}

@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nitedr_ros.engines import BuildSettings, open_engine, selection, tiny_models
 from nitedr_ros.engines import cuda as cuda_module
+from nitedr_ros.engines import open_engine, selection, tiny_models
 from nitedr_ros.engines.cuda import CudaProbe
+from nitedr_ros.engines.options import EngineOptions
 from nitedr_ros.engines.tensorrt_engine import TensorRTEngine, onnx_for_precision, prepare_engine
 from nitedr_ros.errors import BackendUnavailableError, ConfigError
 
@@ -28,7 +29,7 @@ def model_dir(tmp_path_factory) -> Path:
 
 
 def test_onnxruntime_cpu_runs_a_model(model_dir):
-    engine = open_engine(model_dir / 'gain.onnx', 'onnxruntime-cpu', threads=1)
+    engine = open_engine(model_dir / 'gain.onnx', EngineOptions('onnxruntime-cpu', threads=1))
     assert engine.backend == 'onnxruntime-cpu'
     assert engine.input_names == ('image',) and engine.output_names == ('derained',)
     assert engine.metadata['nitedr.network'] == 'cleannet' and engine.multiple_of == 8
@@ -58,8 +59,8 @@ def test_missing_model_and_unknown_backend(tmp_path, model_dir):
         open_engine(tmp_path / 'absent.onnx', 'onnxruntime-cpu')
     with pytest.raises(ConfigError, match='unknown backend'):
         open_engine(model_dir / 'gain.onnx', 'openvino')
-    with pytest.raises(ConfigError, match='unknown precision'):
-        open_engine(model_dir / 'gain.onnx', 'onnxruntime-cpu', precision='int8')
+    with pytest.raises(ConfigError, match='precision must be one of'):
+        open_engine(model_dir / 'gain.onnx', EngineOptions.make('onnxruntime-cpu', precision='int8'))
     broken = tmp_path / 'broken.onnx'
     broken.write_bytes(b'not a protobuf')
     with pytest.raises(ConfigError, match='cannot load'):
@@ -112,16 +113,18 @@ def test_auto_with_device_but_without_tensorrt(model_dir, monkeypatch):
 def test_auto_survives_a_failing_tensorrt(model_dir, monkeypatch):
     monkeypatch.setattr(selection, 'probe_cuda', lambda: CudaProbe(1, ''))
     monkeypatch.setattr(selection, 'tensorrt_importable', lambda: True)
-    real = selection._open_onnx
+    real = selection._open_ort_at
 
-    def fake_open(path, backend, **kwargs):
-        if backend == 'tensorrt':
-            raise BackendUnavailableError('TensorRT cannot parse the model: TopK K >= 3840')
+    def fake_tensorrt(path, options):
+        raise BackendUnavailableError('TensorRT cannot parse the model: TopK K >= 3840')
+
+    def fake_ort(path, backend, options):
         if backend == 'onnxruntime-cuda':
             raise BackendUnavailableError('CUDAExecutionProvider is not in this onnxruntime build')
-        return real(path, backend, **kwargs)
+        return real(path, backend, options)
 
-    monkeypatch.setattr(selection, '_open_onnx', fake_open)
+    monkeypatch.setattr(selection, '_open_tensorrt_at', fake_tensorrt)
+    monkeypatch.setattr(selection, '_open_ort_at', fake_ort)
     monkeypatch.setattr('nitedr_ros.engines.onnxruntime_engine.available_providers',
                         lambda: ['CUDAExecutionProvider', 'CPUExecutionProvider'])
     engine = open_engine(model_dir / 'gain.onnx')
@@ -132,9 +135,10 @@ def test_auto_survives_a_failing_tensorrt(model_dir, monkeypatch):
 def test_tensorrt_refuses_without_a_cuda_device(model_dir, tmp_path):
     # Refuses before any TensorRT object exists (tensorrt is not even imported).
     with pytest.raises(BackendUnavailableError, match='TensorRT needs CUDA device 0: cudaGetDeviceCount'):
-        TensorRTEngine(model_dir / 'gain.onnx', cache_dir=tmp_path, probe=NO_DEVICE)
+        TensorRTEngine(model_dir / 'gain.onnx', EngineOptions('tensorrt', cache_dir=str(tmp_path)),
+                       probe=NO_DEVICE)
     with pytest.raises(BackendUnavailableError, match='needs CUDA device'):
-        prepare_engine(model_dir / 'gain.onnx', BuildSettings(), probe=NO_DEVICE)
+        prepare_engine(model_dir / 'gain.onnx', EngineOptions('tensorrt'), probe=NO_DEVICE)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -142,7 +146,7 @@ def test_tensorrt_backend_refuses_cleanly_on_this_machine(model_dir, tmp_path):
     if cuda_module.cuda_device_count() > 0:
         pytest.skip('a CUDA device is present')
     with pytest.raises(BackendUnavailableError, match='CUDA device'):
-        open_engine(model_dir / 'gain.onnx', 'tensorrt', engine_cache_dir=tmp_path)
+        open_engine(model_dir / 'gain.onnx', EngineOptions('tensorrt', cache_dir=str(tmp_path)))
     assert 'tensorrt' not in sys.modules
 
 
@@ -243,8 +247,8 @@ def torch_model_and_onnx(tmp_path_factory):
 
 def test_onnxruntime_and_torch_agree_on_the_same_weights(torch_model_and_onnx):
     model, path = torch_model_and_onnx
-    ort_engine = open_engine(path, 'onnxruntime-cpu', threads=1)
-    torch_engine = open_engine(model, 'torch-cpu', network='cleannet', threads=1)
+    ort_engine = open_engine(path, EngineOptions('onnxruntime-cpu', threads=1))
+    torch_engine = open_engine(model, EngineOptions('torch-cpu', threads=1), network='cleannet')
     assert torch_engine.backend == 'torch-cpu'
     x = np.random.default_rng(2).random((1, 3, 40, 56), dtype=np.float32)
     a = ort_engine.infer({'image': x})['derained']
@@ -254,9 +258,9 @@ def test_onnxruntime_and_torch_agree_on_the_same_weights(torch_model_and_onnx):
     assert torch_engine.describe()['device'] == 'cpu'
 
 
-def test_torch_backend_refuses_onnx_files(torch_model_and_onnx):
+def test_torch_backend_on_an_onnx_file_needs_its_weights_beside_it(torch_model_and_onnx):
     _, path = torch_model_and_onnx
-    with pytest.raises(ConfigError, match='not ONNX'):
+    with pytest.raises(ConfigError, match='needs torch weights'):
         open_engine(path, 'torch-cpu')
 
 
@@ -316,9 +320,9 @@ def test_a_real_network_agrees_between_onnxruntime_at_its_default_level_and_torc
 
     network, model, path = exported_network
     spec = get_spec(network)
-    ort_engine = open_engine(path, 'onnxruntime-cpu', threads=1)
+    ort_engine = open_engine(path, EngineOptions('onnxruntime-cpu', threads=1))
     assert ort_engine.describe()['graph_optimization'] == 'all'
-    torch_engine = open_engine(model, 'torch-cpu', network=network, threads=1)
+    torch_engine = open_engine(model, EngineOptions('torch-cpu', threads=1), network=network)
     rng = np.random.default_rng(4)
     feed = {t.name: rng.random((1, t.channels, 32, 40), dtype=np.float32) for t in spec.inputs}
     a = ort_engine.infer(feed)[spec.output_names[0]]

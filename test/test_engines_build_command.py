@@ -125,7 +125,8 @@ def shipped_models(tmp_path, monkeypatch):
 def node_style_open(params_file: str):
     """What the node does with its parameter file: pipeline_config(parameters) -> every role's engine."""
     from nitedr_ros.core.parameters import load_parameter_file, pipeline_config
-    from nitedr_ros.pipeline.config import MODE_ROLES, open_role_engine
+    from nitedr_ros.modes import MODE_ROLES
+    from nitedr_ros.pipeline.builders import open_role_engine
 
     config = pipeline_config(load_parameter_file(params_file).values)
     return {role: open_role_engine(config, role) for role in MODE_ROLES[config.mode]}

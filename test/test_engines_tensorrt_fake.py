@@ -10,7 +10,8 @@ import pytest
 
 from nitedr_ros.engines import tensorrt_engine, tiny_models
 from nitedr_ros.engines.cuda import CudaRuntime, DeviceIdentity
-from nitedr_ros.engines.engine_cache import BuildSettings, CachedEngine, EngineKey
+from nitedr_ros.engines.engine_cache import CachedEngine, EngineKey
+from nitedr_ros.engines.options import BuildSettings, EngineOptions
 from nitedr_ros.errors import ConfigError
 
 
@@ -156,15 +157,15 @@ def open_fake(tmp_path: Path, monkeypatch, io_dtype: str = 'float',
     cuda = FakeCuda()
     trt_engine = FakeTrtEngine(cuda, io_dtype, profile)
     onnx_path = tiny_models.identity_model(tmp_path / 'cleannet_tiny.onnx')
-    key = EngineKey('cleannet_tiny.onnx', '0' * 64, '10.16.1', 'Fake GPU', '8.7', 'fp16', (8, 8), (64, 64),
-                    (128, 128), 1024, 3)
+    key = EngineKey('cleannet_tiny.onnx', '0' * 64, '10.16.1', 'Fake GPU', '8.7',
+                    BuildSettings('fp16', (8, 8), (64, 64), (128, 128), 1024, 3))
     toolkit = type('Toolkit', (), {'trt': FakeTrt, 'version': '10.16.1'})()
     prepared = tensorrt_engine.PreparedEngine(
         CachedEngine(trt_engine, tmp_path / 'x.engine', key, 'cache', 'cached engine matches the key'),
         toolkit, DeviceIdentity('Fake GPU', (8, 7)), onnx_path, 'fp16', '')
     monkeypatch.setattr(tensorrt_engine, 'prepare_engine', lambda *a, **k: prepared)
     monkeypatch.setattr(tensorrt_engine, 'cuda_runtime', lambda: cuda)
-    engine = tensorrt_engine.TensorRTEngine(onnx_path, settings=BuildSettings())
+    engine = tensorrt_engine.TensorRTEngine(onnx_path, EngineOptions('tensorrt'))
     return engine, cuda, trt_engine
 
 
@@ -237,7 +238,7 @@ def test_a_failed_setup_releases_what_it_created(tmp_path, monkeypatch):
     prepared = engine.prepared
     monkeypatch.setattr(tensorrt_engine, 'prepare_engine', lambda *a, **k: prepared)
     with pytest.raises(BackendUnavailableError, match='cudaErrorMemoryAllocation'):
-        tensorrt_engine.TensorRTEngine(prepared.onnx_path, settings=BuildSettings())
+        tensorrt_engine.TensorRTEngine(prepared.onnx_path, EngineOptions('tensorrt'))
     assert cuda.streams == 0  # the stream was destroyed
     assert cuda.destroyed_events == 1  # and the one event that existed
 
@@ -254,7 +255,7 @@ def test_a_tensorrt_exception_in_setup_is_an_engine_build_error(tmp_path, monkey
     trt_engine.create_execution_context = no_context
     prepared = engine.prepared
     with pytest.raises(EngineBuildError, match=r'execution context .*factory function returned nullptr'):
-        tensorrt_engine.TensorRTEngine(prepared.onnx_path, settings=BuildSettings())
+        tensorrt_engine.TensorRTEngine(prepared.onnx_path, EngineOptions('tensorrt'))
     assert cuda.streams == 0 and cuda.memory == {}
 
 
@@ -265,13 +266,12 @@ def test_metadata_of_an_engine_file_without_its_onnx_comes_from_the_sidecar(tmp_
     prepared.onnx_path = None
     prepared.cached.source = 'file'
     prepared.cached.sidecar = {'onnx_metadata': {'nitedr.network': 'stereoirr', 'nitedr.multiple_of': '16'}}
-    plan_only = tensorrt_engine.TensorRTEngine('stereoirr_realtime.onnx', settings=BuildSettings(),
-                                               engine_file=tmp_path / 'x.engine')
+    plan_file = EngineOptions('tensorrt', engine_file=str(tmp_path / 'x.engine'))
+    plan_only = tensorrt_engine.TensorRTEngine('stereoirr_realtime.onnx', plan_file)
     assert plan_only.metadata['nitedr.network'] == 'stereoirr' and plan_only.multiple_of == 16
     assert plan_only.describe()['model'] == str(tmp_path / 'x.engine')
     prepared.cached.sidecar = {}  # no sidecar at all: the network from the file name
-    bare = tensorrt_engine.TensorRTEngine('mspfn_realtime.onnx', settings=BuildSettings(),
-                                          engine_file=tmp_path / 'x.engine')
+    bare = tensorrt_engine.TensorRTEngine('mspfn_realtime.onnx', plan_file)
     assert bare.metadata['nitedr.network'] == 'mspfn' and bare.multiple_of == 8
 
 
@@ -282,7 +282,7 @@ def test_metadata_is_read_without_onnx_or_onnxruntime(tmp_path, monkeypatch):
     engine.close()
     monkeypatch.setitem(sys.modules, 'onnx', None)
     monkeypatch.setitem(sys.modules, 'onnxruntime', None)
-    again = tensorrt_engine.TensorRTEngine(engine.prepared.onnx_path, settings=BuildSettings())
+    again = tensorrt_engine.TensorRTEngine(engine.prepared.onnx_path, EngineOptions('tensorrt'))
     assert again.metadata['nitedr.network'] == 'cleannet' and again.metadata['nitedr.multiple_of'] == '8'
     facts = again.describe()
     assert 'transfer_ms' in facts['timing'] and facts['optimization_level'] == '3'

@@ -15,6 +15,7 @@ import pytest
 from nitedr_ros.engines import open_engine, selection, tensorrt_engine, tiny_models
 from nitedr_ros.engines.cuda import CudaProbe, DeviceIdentity
 from nitedr_ros.engines.engine_cache import BuildSettings, EngineBuildError
+from nitedr_ros.engines.options import EngineOptions
 from nitedr_ros.engines.tensorrt_toolkit import TensorRTToolkit
 from nitedr_ros.errors import BackendUnavailableError
 
@@ -253,7 +254,7 @@ def test_auto_falls_back_to_onnxruntime_when_tensorrt_fails(monkeypatch, tmp_pat
     monkeypatch.setattr('nitedr_ros.engines.onnxruntime_engine.available_providers',
                         lambda: ['CPUExecutionProvider'])
     model = tiny_models.identity_model(tmp_path / 'cleannet_tiny.onnx')
-    engine = open_engine(model, 'auto', engine_cache_dir=tmp_path / 'cache')
+    engine = open_engine(model, EngineOptions('auto', cache_dir=str(tmp_path / 'cache')))
     assert engine.backend == 'onnxruntime-cpu'
     why = engine.describe()['why']
     expected = 'out of memory' if failure == 'builder' else 'GridSample_2: 5-D input'
@@ -267,9 +268,10 @@ def test_onnxruntime_tensorrt_provider_options(tmp_path):
     from nitedr_ros.engines.onnxruntime_engine import OnnxRuntimeEngine
 
     model = tiny_models.blend_fusion_model(tmp_path / 'fusionnet_tiny.onnx')
-    providers = OnnxRuntimeEngine._providers('TensorrtExecutionProvider', tmp_path / 'cache', 1,
-                                             ((64, 96), (360, 640), (720, 1280)), model, workspace_mb=2048,
-                                             optimization_level=5)
+    options = EngineOptions.make('onnxruntime-tensorrt', precision='fp16', cache_dir=str(tmp_path / 'cache'),
+                                 device_index=1, profile_min_hw=(64, 96), profile_opt_hw=(360, 640),
+                                 profile_max_hw=(720, 1280), workspace_mb=2048, optimization_level=5)
+    providers = OnnxRuntimeEngine._providers('TensorrtExecutionProvider', options, model)
     (name, options), cuda, cpu = providers
     assert name == 'TensorrtExecutionProvider'
     assert cuda == ('CUDAExecutionProvider', {'device_id': 1}) and cpu == 'CPUExecutionProvider'
@@ -282,9 +284,9 @@ def test_onnxruntime_tensorrt_provider_options(tmp_path):
     assert options['trt_engine_cache_enable'] is True
     assert Path(options['trt_engine_cache_path']) == tmp_path / 'cache' / 'onnxruntime-trt'
     assert (tmp_path / 'cache' / 'onnxruntime-trt').is_dir()
-    cpu_only = OnnxRuntimeEngine._providers('CPUExecutionProvider', None, 0, None, model)
+    cpu_only = OnnxRuntimeEngine._providers('CPUExecutionProvider', EngineOptions(), model)
     assert cpu_only == ['CPUExecutionProvider']
-    assert OnnxRuntimeEngine._providers('CUDAExecutionProvider', None, 2, None, model) == [
+    assert OnnxRuntimeEngine._providers('CUDAExecutionProvider', EngineOptions(device_index=2), model) == [
         ('CUDAExecutionProvider', {'device_id': 2}), 'CPUExecutionProvider']
 
 
@@ -297,16 +299,15 @@ def test_gpu_providers_get_the_fp16_file_for_fp16(monkeypatch, tmp_path, backend
     opened = {}
 
     class Recording:
-        def __init__(self, path, backend, **kwargs):
-            opened.update(path=Path(path), **kwargs)
+        def __init__(self, path, backend, options):
+            opened.update(path=Path(path), options=options)
             self.selection_reason = ''
 
     monkeypatch.setattr('nitedr_ros.engines.onnxruntime_engine.OnnxRuntimeEngine', Recording)
-    open_engine(tmp_path / 'cleannet_tiny.onnx', backend, precision='fp16', optimization_level=4,
-                workspace_mb=512)
+    open_engine(tmp_path / 'cleannet_tiny.onnx',
+                EngineOptions.make(backend, precision='fp16', optimization_level=4, workspace_mb=512))
     assert opened['path'].name == expected
-    if backend == 'onnxruntime-tensorrt':
-        assert opened['optimization_level'] == 4 and opened['workspace_mb'] == 512
+    assert opened['options'].build.optimization_level == 4 and opened['options'].build.workspace_mb == 512
 
 
 def fake_pycuda(monkeypatch) -> list:

@@ -35,8 +35,9 @@ def test_engines_and_pipeline_run_an_onnxruntime_model_without_torch_or_tensorrt
         fusion = tiny_models.blend_fusion_model({str(tmp_path / 'fusionnet_blend.onnx')!r})
         engine = open_engine(derain, 'auto')
         engine.infer({{'image': np.zeros((1, 3, 8, 8), np.float32)}})
+        from nitedr_ros.engines.options import EngineOptions
         config = PipelineConfig(mode='nitedr', models={{'derain': str(derain), 'fusion': str(fusion)}},
-                                backend='onnxruntime-cpu')
+                                engine=EngineOptions('onnxruntime-cpu'))
         pipeline = build_pipeline(config)
         frames = {{'rgb': ImageFrame(np.zeros((8, 8, 3), np.uint8), 'rgb8'),
                    'thermal': ImageFrame(np.zeros((8, 8), np.uint16), '16UC1')}}

@@ -9,6 +9,7 @@ import pytest
 
 from nitedr_ros.engines import open_engine, tiny_models
 from nitedr_ros.engines.base import ShapeLimits
+from nitedr_ros.engines.options import EngineOptions
 from nitedr_ros.errors import ConfigError, FrameError
 from nitedr_ros.pipeline import (
     ENCODINGS,
@@ -41,7 +42,7 @@ def models(tmp_path_factory) -> dict[str, Path]:
 
 
 def ort(path: Path):
-    return open_engine(path, 'onnxruntime-cpu', threads=1)
+    return open_engine(path, EngineOptions('onnxruntime-cpu', threads=1))
 
 
 def random_frame(encoding: str, height: int = 29, width: int = 43) -> ImageFrame:
@@ -124,6 +125,8 @@ def test_stereo_mode_one_call_for_both_views(models):
     original = engine.infer
     engine.infer = lambda feed: calls.append(sorted(feed)) or original(feed)
     pipeline = DerainPipeline('stereo', {'stereo': engine})
+    assert calls == [['left', 'right']]  # the output check at open
+    calls.clear()
     left, right = random_frame('rgb8', 30, 50), random_frame('bgr8', 30, 50)
     result = pipeline.process({'left': left, 'right': right})
     assert calls == [['left', 'right']]
@@ -288,7 +291,7 @@ def test_conversion_helpers_are_exact_for_8_and_16_bit():
 def test_build_pipeline_from_config(models):
     config = PipelineConfig(mode='nitedr', models={'derain': str(models['identity']),
                                                    'fusion': str(models['fusion'])},
-                            backend='onnxruntime-cpu', threads=1, thermal_range=(0, 65535))
+                            engine=EngineOptions('onnxruntime-cpu', threads=1), thermal_range=(0, 65535))
     with build_pipeline(config) as pipeline:
         assert pipeline.describe()['fusion']['backend'] == 'onnxruntime-cpu'
         frames = {'rgb': random_frame('rgb8', 16, 16), 'thermal': random_frame('16UC1', 16, 16)}
@@ -296,7 +299,7 @@ def test_build_pipeline_from_config(models):
 
 
 def test_build_pipeline_identity_backend_needs_no_model_files():
-    with build_pipeline(PipelineConfig(mode='stereo', backend='identity')) as pipeline:
+    with build_pipeline(PipelineConfig(mode='stereo', engine=EngineOptions('identity'))) as pipeline:
         frames = {'left': random_frame('rgb8', 12, 20), 'right': random_frame('rgb8', 12, 20)}
         out = pipeline.process(frames).outputs
         np.testing.assert_array_equal(out['derained_left'].data, frames['left'].data)
@@ -309,13 +312,13 @@ def test_default_models_and_config_errors(tmp_path, monkeypatch):
     assert default_model('single', 'derain') == 'mspfn_realtime.onnx'
     monkeypatch.setenv('NITEDR_MODELS_DIR', str(tmp_path))
     with pytest.raises(ConfigError, match=r'model file not found: cleannet_realtime\.onnx'):
-        build_pipeline(PipelineConfig(mode='nitedr', backend='onnxruntime-cpu'))
+        build_pipeline(PipelineConfig(mode='nitedr', engine=EngineOptions('onnxruntime-cpu')))
     with pytest.raises(ConfigError, match='unknown mode'):
         PipelineConfig(mode='mono')
     with pytest.raises(ConfigError, match='has no model role fusion'):
         PipelineConfig(mode='single', models={'fusion': 'x.onnx'})
     with pytest.raises(ConfigError, match='unknown backend'):
-        PipelineConfig(backend='cuda')
+        PipelineConfig(engine=EngineOptions('cuda'))
     with pytest.raises(ConfigError, match='thermal_range'):
         PipelineConfig(thermal_range=(10, 1))
 
@@ -392,7 +395,7 @@ def test_full_mode_degrades_without_thermal(models):
 def test_full_mode_defaults_and_identity_pipeline():
     assert default_model('full', 'stereo') == 'stereoirr_realtime.onnx'
     assert default_model('full', 'fusion') == 'fusionnet_realtime.onnx'
-    with build_pipeline(PipelineConfig(mode='full', backend='identity')) as pipeline:
+    with build_pipeline(PipelineConfig(mode='full', engine=EngineOptions('identity'))) as pipeline:
         frames = {s: random_frame('rgb8', 8, 8) for s in ('rgb', 'left', 'right')}
         frames['thermal'] = random_frame('16UC1', 8, 8)
         assert set(pipeline.process(frames).outputs) == {'derained_rgb', 'fused', 'derained_left',
@@ -406,29 +409,34 @@ def test_engine_settings_reach_open_engine(monkeypatch):
 
     calls = {}
 
-    def fake_open(model, backend, **kwargs):
+    def fake_open(model, options, **kwargs):
         network = Path(str(model)).name.split('_', 1)[0]
-        calls[network] = kwargs
+        calls[network] = options
         return IdentityEngine(network)
 
     monkeypatch.setattr(selection, 'open_engine', fake_open)
-    config = PipelineConfig(mode='nitedr', backend='tensorrt', optimization_level=5, workspace_mb=2048,
-                            device_index=1, engine_files={'derain': '/plans/derain.engine', 'fusion': ''})
+    engine = EngineOptions.make('tensorrt', precision='fp16', optimization_level=5, workspace_mb=2048,
+                                device_index=1)
+    config = PipelineConfig(mode='nitedr', engine=engine,
+                            engine_files={'derain': '/plans/derain.engine', 'fusion': ''})
     with build_pipeline(config):
         pass
-    assert calls['cleannet']['optimization_level'] == 5 and calls['fusionnet']['optimization_level'] == 5
-    assert calls['cleannet']['workspace_mb'] == 2048 and calls['cleannet']['device_index'] == 1
-    assert calls['cleannet']['engine_file'] == '/plans/derain.engine'
-    assert calls['fusionnet']['engine_file'] is None  # '' = the engine cache
+    assert calls['cleannet'].build.optimization_level == calls['fusionnet'].build.optimization_level == 5
+    assert calls['cleannet'].build.workspace_mb == 2048 and calls['cleannet'].device_index == 1
+    assert calls['cleannet'].engine_file == '/plans/derain.engine'
+    assert calls['fusionnet'].engine_file == ''  # '' = the engine cache
     assert config.engine_files == {'derain': '/plans/derain.engine'}
 
 
-@pytest.mark.parametrize('kwargs,message', [
-    ({'optimization_level': 6}, 'optimization_level must be 0..5'),
-    ({'workspace_mb': 0}, 'workspace_mb must be positive'),
-    ({'mode': 'single', 'engine_files': {'stereo': 'x.engine'}}, 'no model role stereo for engine_files'),
-    ({'device_index': -1}, 'device_index'),
+@pytest.mark.parametrize('make,message', [
+    (lambda: EngineOptions.make(optimization_level=6), 'optimization_level must be 0..5'),
+    (lambda: EngineOptions.make(workspace_mb=0), 'workspace_mb must be positive'),
+    (lambda: PipelineConfig(mode='single', engine_files={'stereo': 'x.engine'}),
+     'no model role stereo for engine_files'),
+    (lambda: EngineOptions(device_index=-1), 'device_index'),
+    (lambda: EngineOptions(io='int4'), 'engine io'),
 ])
-def test_engine_setting_errors(kwargs, message):
+def test_engine_setting_errors(make, message):
+    """Each setting is validated once, where the options object (or the config) is made."""
     with pytest.raises(ConfigError, match=message):
-        PipelineConfig(**kwargs)
+        make()

@@ -8,7 +8,7 @@ import signal
 import sys
 from typing import Any
 
-from ..core.topics import MODES
+from ..modes import MODES
 from .options import parse_models, parse_pairs, parse_param_overrides
 
 HELP = 'rosbag2 tools without ROS: derain a bag, make the sample bag, play a bag over DDS, record, info'

@@ -35,14 +35,15 @@ from typing import Any
 
 import numpy as np
 
-from ..engines.base import BACKENDS, InferenceEngine
+from ..engines.base import InferenceEngine
+from ..engines.options import BACKENDS, EngineOptions
 from ..errors import ConfigError
 from ..figures import pyplot, save_figure
 from ..fileio import write_text_atomic
 from ..machine import machine_info
 from ..modelspec import CONFIGS, NETWORKS
+from ..modes import DEFAULT_NETWORKS, MODE_ROLES, MODE_STREAMS, MODES, ROLE_MODE
 from ..paths import ensure_writable_output
-from ..pipeline.config import DEFAULT_NETWORKS, MODE_ROLES, MODE_STREAMS, MODES
 from ..pipeline.derain import DerainPipeline
 from ..pipeline.frames import ImageFrame
 from ..pipeline.timing import STAGES, StageTimings, percentile_summary
@@ -50,11 +51,6 @@ from ..pipeline.timing import STAGES, StageTimings, percentile_summary
 HELP = ('benchmark a network or a pipeline mode on a backend: per-stage latency p50/p95/p99, fps, '
         'torch comparison')
 LOG = logging.getLogger('nitedr_ros.bench')
-
-# Which pipeline mode exercises a network, and the role the network plays in it.
-NETWORK_MODE = {'cleannet': 'single', 'rainmer': 'single', 'mspfn': 'single', 'stereoirr': 'stereo',
-                'fusionnet': 'nitedr'}
-MODE_ROLE = {'single': 'derain', 'stereo': 'stereo', 'nitedr': 'fusion'}
 
 
 @dataclass
@@ -213,9 +209,10 @@ def plan_benchmark(args: argparse.Namespace) -> BenchPlan:
     bench.model = _by_role(args.model, '--model', (), 'network').get('network', '')
     bench.checkpoint = _by_role(args.checkpoint, '--checkpoint', (), 'network').get('network', '')
     _fill_from_files(bench, bool(args.network), bool(args.config))
-    mode = NETWORK_MODE[bench.network]
-    standins = {'derain': 'cleannet'} if mode == 'nitedr' else {}
-    return BenchPlan(mode, {MODE_ROLE[mode]: bench}, standins, label=bench.network)
+    role = NETWORKS[bench.network].role
+    mode = ROLE_MODE[role]
+    standins = {other: DEFAULT_NETWORKS[mode][other][0] for other in MODE_ROLES[mode] if other != role}
+    return BenchPlan(mode, {role: bench}, standins, label=bench.network)
 
 
 def _check_args(args: argparse.Namespace, plan: BenchPlan) -> None:
@@ -384,9 +381,10 @@ def _open_engines(args: argparse.Namespace, plan: BenchPlan, workdir: Path, open
         bench.source = bench.model
         if torch_backend or args.compare == 'torch' or not bench.model:
             bench.torch_model, bench.source = _torch_model(args, bench)
+        options = EngineOptions.make(args.backend, precision=args.precision, threads=args.threads,
+                                     ort_optimization=args.ort_optimization)
         if torch_backend:
-            engine = open_engine(bench.torch_model, args.backend, network=bench.network, config=bench.config,
-                                 threads=args.threads)
+            engine = open_engine(bench.torch_model, options, network=bench.network, config=bench.config)
         else:
             model_path: Any = bench.model
             if not model_path:
@@ -394,13 +392,12 @@ def _open_engines(args: argparse.Namespace, plan: BenchPlan, workdir: Path, open
                 _say(args, f'exporting {bench.network}/{bench.config} ({bench.source}) to ONNX ...')
                 how = export_for_bench(bench.torch_model, bench, model_path, fp16=args.precision == 'fp16')
                 bench.source = f'{bench.source}, {how}'
-            engine = open_engine(model_path, args.backend, precision=args.precision, threads=args.threads,
-                                 ort_optimization=args.ort_optimization)
+            engine = open_engine(model_path, options)
         opened.append(engine)
         tested[role] = engine
         if args.compare == 'torch':
-            compare = open_engine(bench.torch_model, 'torch', network=bench.network, config=bench.config,
-                                  threads=args.threads)
+            compare = open_engine(bench.torch_model, EngineOptions('torch', threads=args.threads),
+                                  network=bench.network, config=bench.config)
             opened.append(compare)
             compared[role] = compare
     return tested, compared

@@ -24,11 +24,15 @@ from typing import Any
 
 HELP = "build the TensorRT engines of the node's parameters (or given ONNX models) ahead of time, then exit"
 
-# option -> PipelineConfig field it overrides
+# option -> EngineOptions field (or BuildSettings field) it overrides
 OVERRIDES = {'precision': 'precision', 'min_hw': 'profile_min_hw', 'opt_hw': 'profile_opt_hw',
              'max_hw': 'profile_max_hw', 'workspace_mb': 'workspace_mb',
              'optimization_level': 'optimization_level', 'device': 'device_index',
-             'cache_dir': 'engine_cache_dir'}
+             'cache_dir': 'cache_dir'}
+
+
+def _option(options: Any, name: str) -> Any:
+    return getattr(options.build, name) if hasattr(options.build, name) else getattr(options, name)
 
 
 def _hw(text: str) -> tuple[int, int]:
@@ -42,7 +46,7 @@ def _hw(text: str) -> tuple[int, int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..pipeline.config import MODES
+    from ..modes import MODES
 
     parser.add_argument('--params', default='',
                         help="the node's parameter YAML (/**: ros__parameters:), a path or a name in config/ "
@@ -105,29 +109,31 @@ def pipeline_config_for(args: argparse.Namespace):
     changes: dict[str, Any] = {field: getattr(args, option) for option, field in OVERRIDES.items()
                                if getattr(args, option) is not None}
     if args.force:
-        changes['force_engine_rebuild'] = True
-    files = parse_pairs(args.engine_file, '--engine-file', 'ROLE=PATH')
-    if files:
-        changes['engine_files'] = {**config.engine_files, **files}
+        changes['force_rebuild'] = True
+    if args.verbose:
+        changes['verbose'] = True
     for option, field in OVERRIDES.items():
-        if field in changes and changes[field] != getattr(config, field):
+        if field in changes and changes[field] != _option(config.engine, field):
             print(f'note: --{option.replace("_", "-")} overrides the parameters ({field} '
-                  f'{getattr(config, field)!r} -> {changes[field]!r}); the node loads this engine only '
-                  f'with the same setting', file=sys.stderr)
-    return dataclasses.replace(config, **changes) if changes else config
+                  f'{_option(config.engine, field)!r} -> {changes[field]!r}); the node loads this engine '
+                  f'only with the same setting', file=sys.stderr)
+    files = parse_pairs(args.engine_file, '--engine-file', 'ROLE=PATH')
+    replaced: dict[str, Any] = {}
+    if changes:
+        replaced['engine'] = config.engine.with_(**changes)
+    if files:
+        replaced['engine_files'] = {**config.engine_files, **files}
+    return dataclasses.replace(config, **replaced) if replaced else config
 
 
 def run(args: argparse.Namespace) -> int:
     from ..engines import provision_engine
-    from ..pipeline.config import build_engines, build_settings
+    from ..pipeline.builders import build_engines
 
     config = pipeline_config_for(args)
-    common = dict(verbose=args.verbose, lock_timeout_s=args.lock_timeout, prune=not args.keep_old)
+    common = dict(lock_timeout_s=args.lock_timeout, prune=not args.keep_old)
     if args.model:
-        settings = build_settings(config)
-        engines = {f'model{i}': provision_engine(model, settings, cache_dir=config.engine_cache_dir or None,
-                                                 force_rebuild=config.force_engine_rebuild,
-                                                 device_index=config.device_index, **common)
+        engines = {f'model{i}': provision_engine(model, config.engine, **common)
                    for i, model in enumerate(args.model)}
     else:
         engines = build_engines(config, **common)

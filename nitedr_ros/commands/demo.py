@@ -26,8 +26,8 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from ..core.topics import MODES
 from ..errors import ConfigError, NitedrError
+from ..modes import MODES
 from .options import parse_models
 
 HELP = 'replay a night-rain sample bag through the node over DDS (CPU) and write before/after images and ' \
@@ -115,7 +115,7 @@ def _check_models(args: argparse.Namespace) -> tuple[str, dict[str, Path]]:
     """Validate the parameters the node will get and find its models before starting anything (the
     identity backend needs none: given models are passed on as they are, for their network names)."""
     from ..core.parameters import apply_choices, load_parameter_file, pipeline_config, validate
-    from ..pipeline.config import resolve_models
+    from ..pipeline.builders import resolve_models
 
     given = load_parameter_file(args.params).given if args.params else {}
     models = {role: str(Path(path).expanduser().resolve()) for role, path in parse_models(args.model).items()}
@@ -131,14 +131,8 @@ def _check_models(args: argparse.Namespace) -> tuple[str, dict[str, Path]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..core.topics import (
-        DEBUG_VALUES,
-        MODE_OUTPUTS,
-        MODE_STREAMS,
-        OUTPUT_TOPICS,
-        STREAM_TOPICS,
-        debug_topic,
-    )
+    from ..core.topics import DEBUG_VALUES, OUTPUT_TOPICS, STREAM_TOPICS, debug_topic
+    from ..modes import MODE_OUTPUTS, MODE_STREAMS
     from ..transports.bag.sample import SampleSpec, make_sample
     from ..transports.dds.participant import private_domain_id
 

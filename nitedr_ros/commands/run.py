@@ -13,8 +13,8 @@ import signal
 import threading
 from typing import Any
 
-from ..core.topics import MODES
 from ..errors import ConfigError
+from ..modes import MODES
 
 HELP = 'run the node over DDS without ROS (ROS 2 topic names, types, QoS); Ctrl-C stops it'
 

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
+from ..modes import FUSION_MODES, THERMAL_STREAM
 from ..pipeline.timing import LatencyWindow
 from .clock import NS_PER_MS, NS_PER_S
-from .topics import FUSION_MODES, THERMAL_STREAM
 
 DROP_BAD_MESSAGE = 'bad_message'
 DROP_SYNC = 'sync'

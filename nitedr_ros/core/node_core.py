@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..errors import ConfigError, FrameError
+from ..modes import FUSED_OUTPUT, FUSION_MODES, MODE_STREAMS, OUTPUT_SOURCE, OUTPUTS, STREAMS, THERMAL_STREAM
 from . import sync as sync_mod
 from .clock import NS_PER_MS, NS_PER_S, Clock, header_stamp_ns
 from .diagnostics import (
@@ -55,19 +56,7 @@ from .images import ImageFields, check_image, frame_to_fields, is_compressed, me
 from .log import CoreLog
 from .parameters import check_changes, exact_groups_for, pipeline_config, validate
 from .sync import Dropped, SyncedSet, Synchronizer
-from .topics import (
-    FUSED_OUTPUT,
-    FUSION_MODES,
-    MODE_STREAMS,
-    OUTPUT_CAMERA_INFO_TOPICS,
-    OUTPUT_SOURCE,
-    OUTPUT_TOPICS,
-    OUTPUTS,
-    STREAM_CAMERA_INFO_TOPICS,
-    STREAMS,
-    THERMAL_STREAM,
-    image_topic,
-)
+from .topics import OUTPUT_CAMERA_INFO_TOPICS, OUTPUT_TOPICS, STREAM_CAMERA_INFO_TOPICS, image_topic
 
 JUMP_BACK_NS = NS_PER_S  # a stamp this much older than its predecessor means the clock was reset
 
@@ -94,7 +83,7 @@ LatencyCallback = Callable[[Mapping[str, float]], None]
 
 def default_pipeline_factory(params: Mapping[str, Any]) -> Any:
     """``build_pipeline(pipeline_config(params))`` from :mod:`nitedr_ros.pipeline`."""
-    from ..pipeline.config import build_pipeline
+    from ..pipeline.builders import build_pipeline
 
     return build_pipeline(pipeline_config(params))
 

@@ -24,17 +24,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..engines.base import BACKENDS, PRECISIONS
+from ..engines.options import BACKENDS, ENGINE_IO, PRECISIONS
 from ..errors import ConfigError
-from ..modelspec import CONFIGS
-from .topics import MODES, STREAMS
+from ..modelspec import CONFIGS, networks_for_role
+from ..modes import MODES, ROLES, STREAMS
 
 TYPES = ('bool', 'integer', 'double', 'string', 'integer_array', 'double_array', 'string_array')
 RELIABILITIES = ('best_effort', 'reliable', 'system_default')
 DEFAULT_NODE_NAME = 'nitedr_node'
 ROS_OWN_PREFIXES = ('qos_overrides.',)
 ROS_OWN_NAMES = ('use_sim_time',)
-ENGINE_ROLES = ('derain', 'fusion', 'stereo')  # model roles of all modes (pipeline.config.MODE_ROLES)
+SINGLE_NETWORKS = networks_for_role('derain')  # what single mode's derain role can run
 
 
 @dataclass(frozen=True)
@@ -93,8 +93,8 @@ SCHEMA: tuple[ParamSpec, ...] = (
         'network',
         'string',
         '',
-        "network of the derain role in single mode ('' = the mode's default; cleannet, rainmer or mspfn)",
-        choices=('', 'cleannet', 'rainmer', 'mspfn'),
+        f"network of the derain role in single mode ('' = the mode's default; {', '.join(SINGLE_NETWORKS)})",
+        choices=('', *SINGLE_NETWORKS),
     ),
     _p('models.derain', 'string', '', "derain model: ONNX path or a name in models/ ('' = shipped default)"),
     _p(
@@ -134,7 +134,7 @@ SCHEMA: tuple[ParamSpec, ...] = (
             f'TensorRT plan file of the {role} role, loaded as given (or built into it when missing); '
             "'' = the engine cache",
         )
-        for role in ENGINE_ROLES
+        for role in ROLES
     ),
     _p('workspace_mb', 'integer', 1024, 'TensorRT builder workspace limit in MiB', range=(16, 65536)),
     _p(
@@ -146,7 +146,19 @@ SCHEMA: tuple[ParamSpec, ...] = (
     ),
     _p('gpu_id', 'integer', 0, 'CUDA device index the engines run on', range=(0, 15)),
     _p('build_only', 'bool', False, 'build (or load) the engines, then exit 0 without subscribing'),
-    _p('threads', 'integer', 0, 'ONNX Runtime intra-op threads (0 = its default)', range=(0, 256)),
+    _p('threads', 'integer', 0, 'ONNX Runtime / torch CPU threads (0 = the runtime default)', range=(0, 256)),
+    _p(
+        'engine_io',
+        'string',
+        'auto',
+        'engine input/output: uint8 = the model variant that takes and returns uint8 images (conversion '
+        'inside the engine, 4x fewer bytes to the GPU); float = float32 tensors made on the host; '
+        'auto = uint8 where the model has that variant',
+        choices=ENGINE_IO,
+    ),
+    _p('torch.cuda_graphs', 'bool', True, 'torch-cuda: capture a CUDA graph per input size and replay it'),
+    _p('torch.compile', 'bool', False, 'torch-cuda: torch.compile the model (slow first frame per size)'),
+    _p('torch.channels_last', 'bool', True, 'torch-cuda: channels-last memory format'),
     _p(
         'profile.min_hw',
         'integer_array',
@@ -617,10 +629,27 @@ def exact_groups_for(values: Mapping[str, Any], streams: tuple[str, ...]) -> lis
     return groups
 
 
+def engine_options(values: Mapping[str, Any]):
+    """THE mapping from node parameters to :class:`~nitedr_ros.engines.options.EngineOptions` (validated
+    once there); ``engine_files.*`` are per role and live in the pipeline config."""
+    from ..engines.options import BuildSettings, EngineOptions
+
+    build = BuildSettings(precision=values['precision'], profile_min_hw=tuple(values['profile.min_hw']),
+                          profile_opt_hw=tuple(values['profile.opt_hw']),
+                          profile_max_hw=tuple(values['profile.max_hw']), workspace_mb=values['workspace_mb'],
+                          optimization_level=values['optimization_level'])
+    return EngineOptions(backend=values['backend'], build=build, threads=values['threads'],
+                         device_index=values['gpu_id'], cache_dir=values['engine_cache_dir'],
+                         force_rebuild=values['force_engine_rebuild'], io=values['engine_io'],
+                         cuda_graphs=values['torch.cuda_graphs'], torch_compile=values['torch.compile'],
+                         channels_last=values['torch.channels_last'])
+
+
 def pipeline_config(values: Mapping[str, Any]):
     """The pipeline's ``PipelineConfig`` for these parameters."""
     from ..modelspec import default_model_filename
-    from ..pipeline.config import DEFAULT_NETWORKS, MODE_ROLES, PipelineConfig
+    from ..modes import DEFAULT_NETWORKS, MODE_ROLES
+    from ..pipeline.config import PipelineConfig
 
     mode = values['mode']
     models: dict[str, str] = {}
@@ -643,18 +672,8 @@ def pipeline_config(values: Mapping[str, Any]):
     return PipelineConfig(
         mode=mode,
         models=models,
-        backend=values['backend'],
-        precision=values['precision'],
-        engine_cache_dir=values['engine_cache_dir'],
-        force_engine_rebuild=values['force_engine_rebuild'],
-        profile_min_hw=tuple(values['profile.min_hw']),
-        profile_opt_hw=tuple(values['profile.opt_hw']),
-        profile_max_hw=tuple(values['profile.max_hw']),
-        thermal_range=None if (low, high) == (0.0, 0.0) else (low, high),
-        threads=values['threads'],
-        workspace_mb=values['workspace_mb'],
-        optimization_level=values['optimization_level'],
-        device_index=values['gpu_id'],
+        engine=engine_options(values),
         engine_files=engine_files,
+        thermal_range=None if (low, high) == (0.0, 0.0) else (low, high),
         latency_window=values['diagnostics.window_size'],
     )

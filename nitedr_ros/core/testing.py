@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from ..modes import FUSED_OUTPUT, OUTPUT_SOURCE, OUTPUTS
 from ..pipeline.frames import ENCODINGS, ImageFrame
 from ..pipeline.timing import StageTimings
 from .clock import ns_to_sec_nanosec
 from .diagnostics import DiagnosticStatus
 from .images import ImageFields, frame_to_compressed
-from .topics import FUSED_OUTPUT, OUTPUT_SOURCE, OUTPUTS
 
 
 @dataclass

@@ -1,17 +1,9 @@
-"""Stream and output names, their ROS topics (relative, remapped by launch), and what each mode uses.
+"""The ROS topics (relative, remapped by launch) of the streams and outputs of :mod:`nitedr_ros.modes`.
 
-Streams and outputs are the pipeline's names (``docs/ARCHITECTURE.md``); topics are what transports
-subscribe and publish. Every output carries the header of its source stream's input message.
+Every output carries the header of its source stream's input message (``modes.OUTPUT_SOURCE``).
 """
 
 from __future__ import annotations
-
-# what each mode uses is the pipeline's; re-exported with the topic names
-from ..pipeline.config import MODE_OUTPUTS as MODE_OUTPUTS
-from ..pipeline.config import MODE_STREAMS as MODE_STREAMS
-
-STREAMS: tuple[str, ...] = ('rgb', 'left', 'right', 'thermal')
-OUTPUTS: tuple[str, ...] = ('derained_rgb', 'fused', 'derained_left', 'derained_right')
 
 STREAM_TOPICS: dict[str, str] = {
     'rgb': 'rgb/image',
@@ -37,18 +29,6 @@ OUTPUT_CAMERA_INFO_TOPICS: dict[str, str] = {
     'derained_left': 'derained/left/camera_info',
     'derained_right': 'derained/right/camera_info',
 }
-# output -> the input stream whose header (and camera_info) it carries
-OUTPUT_SOURCE: dict[str, str] = {
-    'derained_rgb': 'rgb',
-    'fused': 'rgb',
-    'derained_left': 'left',
-    'derained_right': 'right',
-}
-MODES: tuple[str, ...] = tuple(MODE_STREAMS)
-# modes that fuse thermal into the derained RGB (thermal required; silent thermal = degraded, no ``fused``)
-FUSION_MODES: tuple[str, ...] = ('nitedr', 'full')
-THERMAL_STREAM = 'thermal'
-FUSED_OUTPUT = 'fused'
 DIAGNOSTICS_TOPIC = '/diagnostics'
 DEBUG_VALUES: tuple[str, ...] = ('processing_time_ms', 'inference_time_ms', 'pipeline_latency_ms')
 

@@ -18,9 +18,6 @@ from ..errors import ConfigError
 
 LOG = logging.getLogger('nitedr_ros.engines')
 
-BACKENDS: tuple[str, ...] = ('auto', 'tensorrt', 'onnxruntime', 'onnxruntime-tensorrt', 'onnxruntime-cuda',
-                             'onnxruntime-cpu', 'torch', 'torch-cpu', 'torch-cuda', 'identity')
-PRECISIONS: tuple[str, ...] = ('fp32', 'fp16')
 
 
 @dataclass(frozen=True)

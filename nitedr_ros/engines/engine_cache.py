@@ -43,21 +43,22 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import BackendUnavailableError, ConfigError
 from ..fileio import write_bytes_atomic
 from .cuda import DeviceIdentity
+from .options import BuildSettings
 
 LOG = logging.getLogger('nitedr_ros.engines')
 
 KEY_FORMAT = 1
 _HASH_CHUNK = 1 << 20
 # Key fields an engine file can be checked against without its ONNX (plan-only deployment).
-_FIELDS_WITHOUT_ONNX = ('tensorrt_version', 'gpu_name', 'compute_capability', 'profile_min_hw',
-                        'profile_opt_hw', 'profile_max_hw', 'workspace_mb', 'optimization_level')
+_FIELDS_WITHOUT_ONNX = ('tensorrt_version', 'gpu_name', 'compute_capability',
+                        *(f.name for f in fields(BuildSettings) if f.name != 'precision'))
 
 
 class EngineBuildError(BackendUnavailableError):
@@ -69,55 +70,31 @@ class EngineFileError(BackendUnavailableError):
 
 
 @dataclass(frozen=True)
-class BuildSettings:
-    """How to build: precision, optimisation profile (H, W) range, workspace and optimisation level."""
-
-    precision: str = 'fp16'
-    profile_min_hw: tuple[int, int] = (128, 128)
-    profile_opt_hw: tuple[int, int] = (720, 1280)
-    profile_max_hw: tuple[int, int] = (1088, 1920)
-    workspace_mb: int = 1024
-    optimization_level: int = 3
-
-    def __post_init__(self) -> None:
-        if self.precision not in ('fp32', 'fp16'):
-            raise ConfigError(f'precision must be fp32 or fp16, got {self.precision!r}')
-        for name in ('profile_min_hw', 'profile_opt_hw', 'profile_max_hw'):
-            hw = getattr(self, name)
-            if len(hw) != 2 or min(hw) <= 0:
-                raise ConfigError(f'{name} must be two positive sizes (H, W), got {hw!r}')
-        lo, opt, hi = self.profile_min_hw, self.profile_opt_hw, self.profile_max_hw
-        if not all(lo[i] <= opt[i] <= hi[i] for i in range(2)):
-            raise ConfigError(f'optimisation profile needs min <= opt <= max per axis, got {lo}, {opt}, {hi}')
-        if self.workspace_mb <= 0:
-            raise ConfigError(f'workspace_mb must be positive, got {self.workspace_mb}')
-        if not 0 <= int(self.optimization_level) <= 5:
-            raise ConfigError(f'optimization_level must be 0..5 (TensorRT builder optimisation level), '
-                              f'got {self.optimization_level}')
-
-
-@dataclass(frozen=True)
 class EngineKey:
-    """Everything an engine file depends on; any difference means a rebuild."""
+    """Everything an engine file depends on; any difference means a rebuild: the model, TensorRT, the GPU
+    and every field of :class:`BuildSettings`. The sidecar stores it flat (:meth:`to_dict`)."""
 
     onnx_name: str
     onnx_sha256: str
     tensorrt_version: str
     gpu_name: str
     compute_capability: str
-    precision: str
-    profile_min_hw: tuple[int, int]
-    profile_opt_hw: tuple[int, int]
-    profile_max_hw: tuple[int, int]
-    workspace_mb: int
-    optimization_level: int
+    settings: BuildSettings
     key_format: int = KEY_FORMAT
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        for name in ('profile_min_hw', 'profile_opt_hw', 'profile_max_hw'):
-            data[name] = list(data[name])
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != 'settings'}
+        data.update(self.settings.to_dict())
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EngineKey:
+        identity = {f.name: data[f.name] for f in fields(cls) if f.name != 'settings' and f.name in data}
+        return cls(settings=BuildSettings.from_dict(data), **identity)
+
+    @property
+    def precision(self) -> str:
+        return self.settings.precision
 
     @property
     def digest(self) -> str:
@@ -270,13 +247,8 @@ class EngineCache:
 
     def _key(self, onnx_name: str, sha256: str, settings: BuildSettings) -> EngineKey:
         major, minor = self.device.compute_capability
-        return EngineKey(
-            onnx_name=onnx_name, onnx_sha256=sha256,
-            tensorrt_version=str(self.toolkit.version), gpu_name=self.device.name,
-            compute_capability=f'{major}.{minor}', precision=settings.precision,
-            profile_min_hw=tuple(settings.profile_min_hw), profile_opt_hw=tuple(settings.profile_opt_hw),
-            profile_max_hw=tuple(settings.profile_max_hw), workspace_mb=int(settings.workspace_mb),
-            optimization_level=int(settings.optimization_level))
+        return EngineKey(onnx_name=onnx_name, onnx_sha256=sha256, tensorrt_version=str(self.toolkit.version),
+                         gpu_name=self.device.name, compute_capability=f'{major}.{minor}', settings=settings)
 
     def engine_path(self, key: EngineKey) -> Path:
         return self.directory / key.filename
@@ -361,7 +333,7 @@ class EngineCache:
                 raise EngineFileError(f'engine file {engine_path} was built for other settings ({details}); '
                                       f'rebuild it (nitedr build-engine --params ...) or give its ONNX model')
             stored = {**wanted.to_dict(), **sidecar['key']}
-            key = EngineKey(**{f.name: _tuple_if_list(stored[f.name]) for f in fields(EngineKey)})
+            key = EngineKey.from_dict(stored)
             reason = 'explicit engine file, sidecar matches the settings'
         else:
             key = wanted
@@ -470,10 +442,6 @@ class EngineCache:
             raise BackendUnavailableError(f'TensorRT built {engine_path} but could not deserialize it')
         self.log.info('built TensorRT engine %s in %.1f s', engine_path, seconds)
         return CachedEngine(engine, engine_path, key, 'built', reason, seconds, sidecar)
-
-
-def _tuple_if_list(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
 
 
 def _lock_free(path: Path) -> bool:

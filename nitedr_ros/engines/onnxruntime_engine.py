@@ -23,13 +23,13 @@ import numpy as np
 from ..errors import BackendUnavailableError, ConfigError
 from .base import InferenceEngine, ShapeLimits, check_inputs
 from .cuda import probe_cuda
+from .options import EngineOptions
 
 PROVIDERS: dict[str, str] = {
     'onnxruntime-tensorrt': 'TensorrtExecutionProvider',
     'onnxruntime-cuda': 'CUDAExecutionProvider',
     'onnxruntime-cpu': 'CPUExecutionProvider',
 }
-OPTIMIZATION_LEVELS = ('disable', 'basic', 'extended', 'all')
 
 
 def available_providers() -> list[str]:
@@ -44,16 +44,13 @@ def available_providers() -> list[str]:
 class OnnxRuntimeEngine(InferenceEngine):
     """:class:`InferenceEngine` on an ``onnxruntime.InferenceSession``."""
 
-    def __init__(self, model_path: str | os.PathLike[str], backend: str = 'onnxruntime-cpu', *,
-                 threads: int = 0, optimization: str = 'all', precision: str = 'fp32',
-                 cache_dir: str | os.PathLike[str] | None = None, device_index: int = 0,
-                 profile_hw: tuple[tuple[int, int], tuple[int, int], tuple[int, int]] | None = None,
-                 workspace_mb: int | None = None, optimization_level: int | None = None) -> None:
+    def __init__(self, model_path: str | os.PathLike[str], backend: str = 'onnxruntime-cpu',
+                 options: EngineOptions | None = None) -> None:
         if backend not in PROVIDERS:
             raise ConfigError(f'unknown ONNX Runtime backend {backend!r}; '
                               f'choose one of {", ".join(PROVIDERS)}')
-        if optimization not in OPTIMIZATION_LEVELS:
-            raise ConfigError(f'optimization must be one of {", ".join(OPTIMIZATION_LEVELS)}')
+        options = options or EngineOptions(backend=backend)
+        device_index = options.device_index
         try:
             import onnxruntime as ort
         except ImportError as exc:
@@ -72,29 +69,28 @@ class OnnxRuntimeEngine(InferenceEngine):
             raise ConfigError(f'ONNX model not found: {model_path}')
         self.backend = backend
         self.model_path = model_path
-        self.threads = int(threads)
-        options = ort.SessionOptions()
-        options.graph_optimization_level = {
+        self.threads = int(options.threads)
+        session_options = ort.SessionOptions()
+        session_options.graph_optimization_level = {
             'disable': ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
             'basic': ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
             'extended': ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
             'all': ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-        }[optimization]
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.intra_op_num_threads = max(0, self.threads)
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        providers = self._providers(provider, cache_dir, device_index, profile_hw, model_path,
-                                    workspace_mb=workspace_mb, optimization_level=optimization_level)
+        }[options.ort_optimization]
+        session_options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        session_options.intra_op_num_threads = max(0, self.threads)
+        session_options.inter_op_num_threads = 1
+        session_options.log_severity_level = 3
+        providers = self._providers(provider, options, model_path)
         try:
-            self._session = ort.InferenceSession(str(model_path), options, providers=providers)
+            self._session = ort.InferenceSession(str(model_path), session_options, providers=providers)
         except Exception as exc:
             raise ConfigError(f'ONNX Runtime cannot load {model_path}: {exc}') from exc
         active = self._session.get_providers()
         if not active or active[0] != provider:
             raise BackendUnavailableError(f'ONNX Runtime did not activate {provider} (active: {active})')
         self.providers = tuple(active)
-        self.optimization = optimization
+        self.optimization = options.ort_optimization
         self.input_names = tuple(a.name for a in self._session.get_inputs())
         self.output_names = tuple(a.name for a in self._session.get_outputs())
         self.metadata = dict(self._session.get_modelmeta().custom_metadata_map)
@@ -105,39 +101,36 @@ class OnnxRuntimeEngine(InferenceEngine):
             self.limits = ShapeLimits(fixed=(first[2], first[3]))
 
     @staticmethod
-    def _providers(provider: str, cache_dir: str | os.PathLike[str] | None, device_index: int,
-                   profile_hw: tuple[tuple[int, int], ...] | None, model_path: Path, *,
-                   workspace_mb: int | None = None, optimization_level: int | None = None) -> list:
-        """The ``providers`` list for ``InferenceSession``: the chosen provider first, then fallbacks."""
+    def _providers(provider: str, options: EngineOptions, model_path: Path) -> list:
+        """The ``providers`` list for ``InferenceSession``: the chosen provider first, then fallbacks. The
+        TensorRT provider gets the workspace, builder level and profile of ``options.build``."""
         if provider == 'CPUExecutionProvider':
             return ['CPUExecutionProvider']
-        cuda = ('CUDAExecutionProvider', {'device_id': device_index})
+        cuda = ('CUDAExecutionProvider', {'device_id': options.device_index})
         if provider == 'CUDAExecutionProvider':
             return [cuda, 'CPUExecutionProvider']
         from ..paths import engine_cache_dir
+        from .onnx_info import read_model_info
 
-        cache = Path(cache_dir or engine_cache_dir()) / 'onnxruntime-trt'
+        cache = Path(options.cache_dir or engine_cache_dir()) / 'onnxruntime-trt'
         cache.mkdir(parents=True, exist_ok=True)
-        options: dict[str, object] = {
-            'device_id': device_index,
+        build = options.build
+        trt: dict[str, object] = {
+            'device_id': options.device_index,
             'trt_engine_cache_enable': True,
             'trt_engine_cache_path': str(cache),
             'trt_timing_cache_enable': True,
             'trt_timing_cache_path': str(cache),
+            'trt_max_workspace_size': build.workspace_mb << 20,
+            'trt_builder_optimization_level': build.optimization_level,
         }
-        if workspace_mb:
-            options['trt_max_workspace_size'] = int(workspace_mb) << 20
-        if optimization_level is not None:
-            options['trt_builder_optimization_level'] = int(optimization_level)
-        if profile_hw is not None:
-            from .onnx_info import read_model_info
-
-            info = read_model_info(model_path)
-            for key, hw in zip(('trt_profile_min_shapes', 'trt_profile_opt_shapes', 'trt_profile_max_shapes'),
-                               profile_hw):
-                options[key] = ','.join(f'{name}:1x{shape[1] or 3}x{hw[0]}x{hw[1]}'
-                                        for name, shape in info.inputs.items())
-        return [('TensorrtExecutionProvider', options), cuda, 'CPUExecutionProvider']
+        info = read_model_info(model_path)
+        for key, hw in (('trt_profile_min_shapes', build.profile_min_hw),
+                        ('trt_profile_opt_shapes', build.profile_opt_hw),
+                        ('trt_profile_max_shapes', build.profile_max_hw)):
+            trt[key] = ','.join(f'{name}:1x{shape[1] or 3}x{hw[0]}x{hw[1]}'
+                                for name, shape in info.inputs.items())
+        return [('TensorrtExecutionProvider', trt), cuda, 'CPUExecutionProvider']
 
     def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         feed = check_inputs(inputs, self.input_names)

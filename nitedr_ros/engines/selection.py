@@ -1,17 +1,19 @@
-"""``open_engine``: one entry point for every backend, and the ``auto`` choice with its reason.
+"""``open_engine``: one entry point for every backend (a ``{name: opener}`` table), and ``auto``.
 
-``auto``: TensorRT when a CUDA device exists and ``tensorrt`` is importable (checked with
-``importlib.util.find_spec``, so nothing is imported before the device check), else ONNX Runtime with the
-CUDA provider when it is installed and a device exists, else ONNX Runtime on the CPU. The reason is logged
-and returned by ``describe()['why']``. A TensorRT attempt that fails (no device, TensorRT build or runtime
-errors, out of memory, an engine cache that cannot be written) falls back the same way and the reason says
-what failed.
+``auto`` tries, in this order, and says why it chose what it chose (logged, and ``describe()['why']``):
 
-TensorRT settings: ``precision``, the profile, ``workspace_mb`` and ``optimization_level`` (builder level
-0-5) form the engine cache key together with the ONNX sha256, the TensorRT version and the GPU; any
-difference between the provisioning run (``nitedr build-engine``) and the node means a rebuild.
-``engine_file`` uses an explicit plan instead of the cache (see :mod:`nitedr_ros.engines.engine_cache`);
-it may be given without the ONNX (TensorRT only).
+1. TensorRT: a CUDA device exists and ``tensorrt`` is installed (found with ``importlib.util.find_spec``,
+   so nothing is imported before the device check); any TensorRT failure (build, runtime, out of memory,
+   an engine cache that cannot be written) falls through with the reason;
+2. ONNX Runtime with the CUDA provider (onnxruntime-gpu installed, a device present);
+3. torch on CUDA: torch is installed and sees the device, and the model has shipped weights
+   (``<model>.pt`` next to the ONNX file, :mod:`nitedr_ros.engines.torch_engine`);
+4. ONNX Runtime on the CPU.
+
+TensorRT settings (:class:`~nitedr_ros.engines.options.BuildSettings`) form the engine cache key together
+with the ONNX sha256, the TensorRT version and the GPU; any difference between the provisioning run
+(``nitedr build-engine``) and the node means a rebuild. ``engine_file`` uses an explicit plan instead of
+the cache (see :mod:`nitedr_ros.engines.engine_cache`); it may be given without the ONNX (TensorRT only).
 """
 
 from __future__ import annotations
@@ -19,20 +21,26 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..errors import BackendUnavailableError, ConfigError
-from .base import BACKENDS, PRECISIONS, InferenceEngine
+from .base import InferenceEngine
 from .cuda import probe_cuda
+from .options import BACKENDS, EngineOptions
 
 LOG = logging.getLogger('nitedr_ros.engines')
 
 
 def tensorrt_importable() -> bool:
     """Whether a ``tensorrt`` package is installed (found, not imported)."""
+    return _installed('tensorrt')
+
+
+def _installed(name: str) -> bool:
     try:
-        return importlib.util.find_spec('tensorrt') is not None
+        return importlib.util.find_spec(name) is not None
     except (ImportError, ValueError):
         return False
 
@@ -45,144 +53,171 @@ def _network_from_name(path: Path) -> str | None:
     return network if network in NETWORKS else None
 
 
-def open_engine(model: Any, backend: str = 'auto', *, precision: str = 'fp32', threads: int = 0,
-                engine_cache_dir: str | os.PathLike[str] | None = None, force_rebuild: bool = False,
-                profile_min_hw: tuple[int, int] = (128, 128), profile_opt_hw: tuple[int, int] = (720, 1280),
-                profile_max_hw: tuple[int, int] = (1088, 1920), workspace_mb: int = 1024,
-                optimization_level: int = 3, engine_file: str | os.PathLike[str] | None = None,
-                device_index: int = 0, network: str | None = None, config: str | None = None,
-                ort_optimization: str = 'all', verbose: bool = False) -> InferenceEngine:
-    """Open a model with a backend (see :data:`nitedr_ros.engines.BACKENDS`).
+# -- openers: (model, options, network, config) -> engine ---------------------------------------------------
+Opener = Callable[[Any, EngineOptions, 'str | None', 'str | None'], InferenceEngine]
 
-    ``model`` is an ONNX path or a name inside ``models/`` (TensorRT, ONNX Runtime), a checkpoint path or a
-    ``torch.nn.Module`` (torch), or only names the network (identity). ``precision`` picks the
-    ``.fp16.onnx`` file on GPU backends; CPU backends always run fp32.
-    """
-    if backend not in BACKENDS:
-        raise ConfigError(f'unknown backend {backend!r}; choose one of {", ".join(BACKENDS)}')
-    if precision not in PRECISIONS:
-        raise ConfigError(f'unknown precision {precision!r}; choose one of {", ".join(PRECISIONS)}')
-    if backend == 'identity':
-        from .identity_engine import IdentityEngine
 
-        if network is None and isinstance(model, (str, os.PathLike)):
-            network = _network_from_name(Path(model))
-        return IdentityEngine(network or 'cleannet')
-    if backend in ('torch', 'torch-cpu', 'torch-cuda'):
-        return _open_torch(model, backend, network=network, config=config, threads=threads,
-                           device_index=device_index)
+def _open_identity(model: Any, options: EngineOptions, network: str | None, config: str | None
+                   ) -> InferenceEngine:
+    from .identity_engine import IdentityEngine
+
+    if network is None and isinstance(model, (str, os.PathLike)):
+        network = _network_from_name(Path(model))
+    return IdentityEngine(network or 'cleannet')
+
+
+def _open_torch(model: Any, options: EngineOptions, network: str | None, config: str | None
+                ) -> InferenceEngine:
+    from .torch_engine import open_torch_engine
+
+    return open_torch_engine(model, options, network=network, config=config)
+
+
+def _onnx_path(model: Any, options: EngineOptions) -> Path:
     if not isinstance(model, (str, os.PathLike)):
-        raise ConfigError(f'backend {backend} needs an ONNX file path, got {type(model).__name__}')
+        raise ConfigError(f'backend {options.backend} needs an ONNX file path, got {type(model).__name__}')
     from ..paths import resolve_model
 
-    if not 0 <= int(optimization_level) <= 5:
-        raise ConfigError(f'optimization_level must be 0..5, got {optimization_level}')
-    engine_file = str(engine_file) if engine_file else None
+    return resolve_model(model)
+
+
+def _open_tensorrt_at(path: Path, options: EngineOptions) -> InferenceEngine:
+    from .tensorrt_engine import TensorRTEngine
+
+    return TensorRTEngine(path, options)
+
+
+def _open_tensorrt(model: Any, options: EngineOptions, network: str | None, config: str | None
+                   ) -> InferenceEngine:
     try:
-        path = resolve_model(model)
+        path = _onnx_path(model, options)
     except ConfigError:
-        if not (engine_file and backend in ('auto', 'tensorrt')):
+        if not options.engine_file:
             raise
-        path = Path(model)  # an engine file deployed without its ONNX: TensorRT only
-        backend = 'tensorrt'
-    common: dict[str, Any] = dict(precision=precision, threads=threads, engine_cache_dir=engine_cache_dir,
-                                  force_rebuild=force_rebuild, device_index=device_index,
-                                  profile=(tuple(profile_min_hw), tuple(profile_opt_hw),
-                                           tuple(profile_max_hw)),
-                                  workspace_mb=workspace_mb, optimization_level=int(optimization_level),
-                                  engine_file=engine_file, ort_optimization=ort_optimization,
-                                  verbose=verbose)
-    if backend != 'auto':
-        if backend == 'onnxruntime':
-            from .onnxruntime_engine import available_providers
-
-            providers = available_providers()
-            backend = next((b for b, p in (('onnxruntime-cuda', 'CUDAExecutionProvider'),)
-                            if p in providers and probe_cuda().count > device_index), 'onnxruntime-cpu')
-        engine = _open_onnx(path, backend, **common)
-        engine.selection_reason = engine.selection_reason or f'backend {backend} requested'
-        return engine
-    engine, reason = _auto(path, common)
-    engine.selection_reason = reason
-    LOG.info('backend auto for %s: %s (%s)', path.name, engine.backend, reason)
-    return engine
+        path = Path(model)  # an engine file deployed without its ONNX
+    return _open_tensorrt_at(path, options)
 
 
-def _auto(path: Path, common: dict[str, Any]) -> tuple[InferenceEngine, str]:
+def _open_ort_at(path: Path, backend: str, options: EngineOptions) -> InferenceEngine:
+    from .onnxruntime_engine import OnnxRuntimeEngine
+    from .tensorrt_engine import onnx_for_precision
+
+    # The CPU runs the fp32 file; the GPU providers run the file of the precision (fp16 in the graph).
+    wanted = 'fp32' if backend == 'onnxruntime-cpu' else options.precision
+    onnx_path, _used, note = onnx_for_precision(path, wanted)
+    if note:
+        LOG.info('%s', note)
+    return OnnxRuntimeEngine(onnx_path, backend, options)
+
+
+def _ort_opener(backend: str) -> Opener:
+    def opener(model: Any, options: EngineOptions, network: str | None, config: str | None
+               ) -> InferenceEngine:
+        return _open_ort_at(_onnx_path(model, options), backend, options)
+
+    return opener
+
+
+def _open_onnxruntime(model: Any, options: EngineOptions, network: str | None, config: str | None
+                      ) -> InferenceEngine:
+    """Plain ``onnxruntime``: the CUDA provider when installed and a device exists, else the CPU."""
+    from .onnxruntime_engine import available_providers
+
+    gpu = ('CUDAExecutionProvider' in available_providers()
+           and probe_cuda().count > options.device_index)
+    return _open_ort_at(_onnx_path(model, options), 'onnxruntime-cuda' if gpu else 'onnxruntime-cpu', options)
+
+
+def _open_auto(model: Any, options: EngineOptions, network: str | None, config: str | None
+               ) -> InferenceEngine:
+    try:
+        path = _onnx_path(model, options)
+    except ConfigError:
+        if not options.engine_file:
+            raise
+        return _open_tensorrt(model, options, network, config)
     why_not: list[str] = []
     probe = probe_cuda()
-    has_device = probe.count > common['device_index']
+    has_device = probe.count > options.device_index
     if not has_device:
         why_not.append(f'no CUDA device: {probe.reason}')
     elif not tensorrt_importable():
         why_not.append('tensorrt is not installed')
     else:
         try:
-            return _open_onnx(path, 'tensorrt', **common), 'CUDA device present and tensorrt installed'
+            engine = _open_tensorrt_at(path, options)
+            engine.selection_reason = 'CUDA device present and tensorrt installed'
+            return engine
         except (BackendUnavailableError, OSError) as exc:  # EngineBuildError, EngineFileError, CudaError ...
             why_not.append(f'TensorRT failed: {exc}')
-            LOG.warning('TensorRT failed for %s, falling back to ONNX Runtime: %s', path.name, exc)
+            LOG.warning('TensorRT failed for %s, falling back: %s', path.name, exc)
     from .onnxruntime_engine import available_providers
 
     providers = available_providers()
-    if not providers:
-        raise BackendUnavailableError('no inference backend: onnxruntime is not installed and '
-                                      + '; '.join(why_not))
     if 'CUDAExecutionProvider' not in providers:
         why_not.append('onnxruntime has no CUDAExecutionProvider')
     elif has_device:
         try:
-            engine = _open_onnx(path, 'onnxruntime-cuda', **common)
-            return engine, 'ONNX Runtime CUDA: ' + '; '.join(why_not)
+            engine = _open_ort_at(path, 'onnxruntime-cuda', options)
+            engine.selection_reason = 'ONNX Runtime CUDA: ' + '; '.join(why_not)
+            return engine
         except BackendUnavailableError as exc:
             why_not.append(f'ONNX Runtime CUDA failed: {exc}')
-    return _open_onnx(path, 'onnxruntime-cpu', **common), 'CPU fallback: ' + '; '.join(why_not)
+    if has_device:
+        from .torch_engine import torch_cuda_available, weights_for
+
+        weights = weights_for(path)
+        if weights is None:
+            why_not.append(f'torch-cuda: no shipped weights {path.with_suffix(".pt").name}')
+        elif not torch_cuda_available():
+            why_not.append('torch-cuda: torch is not installed or sees no CUDA device')
+        else:
+            try:
+                engine = _open_torch(weights, options.with_(backend='torch-cuda'), network, config)
+                engine.selection_reason = 'torch on CUDA: ' + '; '.join(why_not)
+                return engine
+            except BackendUnavailableError as exc:
+                why_not.append(f'torch-cuda failed: {exc}')
+    if not providers:
+        raise BackendUnavailableError('no inference backend: onnxruntime is not installed and '
+                                      + '; '.join(why_not))
+    engine = _open_ort_at(path, 'onnxruntime-cpu', options)
+    engine.selection_reason = 'CPU fallback: ' + '; '.join(why_not)
+    return engine
 
 
-def _open_onnx(path: Path, backend: str, *, precision: str, threads: int, engine_cache_dir: Any,
-               force_rebuild: bool, device_index: int, profile: tuple, workspace_mb: int,
-               optimization_level: int, engine_file: str | None, ort_optimization: str,
-               verbose: bool) -> InferenceEngine:
-    from .tensorrt_engine import onnx_for_precision
-
-    if backend == 'tensorrt':
-        from .engine_cache import BuildSettings
-        from .tensorrt_engine import TensorRTEngine
-
-        settings = BuildSettings(precision, *profile, workspace_mb, optimization_level)
-        return TensorRTEngine(path, settings=settings, cache_dir=engine_cache_dir,
-                              force_rebuild=force_rebuild, device_index=device_index, verbose=verbose,
-                              engine_file=engine_file)
-    from .onnxruntime_engine import OnnxRuntimeEngine
-
-    # The CPU runs the fp32 file; the GPU providers run the file of the precision (fp16 in the graph).
-    wanted = 'fp32' if backend == 'onnxruntime-cpu' else precision
-    onnx_path, _used, note = onnx_for_precision(path, wanted)
-    if note:
-        LOG.info('%s', note)
-    trt_provider = backend == 'onnxruntime-tensorrt'
-    return OnnxRuntimeEngine(onnx_path, backend, threads=threads, optimization=ort_optimization,
-                             precision=precision, cache_dir=engine_cache_dir, device_index=device_index,
-                             profile_hw=profile if trt_provider else None,
-                             workspace_mb=workspace_mb if trt_provider else None,
-                             optimization_level=optimization_level if trt_provider else None)
+OPENERS: dict[str, Opener] = {
+    'auto': _open_auto,
+    'tensorrt': _open_tensorrt,
+    'onnxruntime': _open_onnxruntime,
+    'onnxruntime-tensorrt': _ort_opener('onnxruntime-tensorrt'),
+    'onnxruntime-cuda': _ort_opener('onnxruntime-cuda'),
+    'onnxruntime-cpu': _ort_opener('onnxruntime-cpu'),
+    'torch': _open_torch,
+    'torch-cpu': _open_torch,
+    'torch-cuda': _open_torch,
+    'identity': _open_identity,
+}
+assert tuple(OPENERS) == BACKENDS, 'every backend needs an opener'
 
 
-def _open_torch(model: Any, backend: str, *, network: str | None, config: str | None, threads: int,
-                device_index: int) -> InferenceEngine:
-    from .torch_engine import TorchEngine
+def open_engine(model: Any, options: EngineOptions | str | None = None, *, network: str | None = None,
+                config: str | None = None) -> InferenceEngine:
+    """Open a model with the backend and settings of ``options`` (a backend name for the defaults).
 
-    if backend == 'torch':
-        try:
-            import torch
-
-            backend = 'torch-cuda' if torch.cuda.is_available() else 'torch-cpu'
-        except ImportError as exc:
-            raise BackendUnavailableError(f'the torch backend needs torch ({exc})') from None
-    device = f'cuda:{device_index}' if backend == 'torch-cuda' else 'cpu'
-    if isinstance(model, (str, os.PathLike)):
-        path = Path(model)
-        if path.suffix == '.onnx':
-            raise ConfigError(f'backend {backend} runs checkpoints (.pt) or model objects, not ONNX: {path}')
-        return TorchEngine(checkpoint=path, network=network, config=config, device=device, threads=threads)
-    return TorchEngine(model, network=network, config=config, device=device, threads=threads)
+    ``model`` is an ONNX path or a name inside ``models/`` (TensorRT, ONNX Runtime, and torch with the
+    shipped ``.pt`` weights beside it), a checkpoint path or a ``torch.nn.Module`` (torch), or only names
+    the network (identity). ``precision`` picks the ``.fp16.onnx`` file on GPU backends; CPU backends run
+    fp32.
+    """
+    if options is None:
+        options = EngineOptions()
+    elif isinstance(options, str):
+        options = EngineOptions(backend=options)
+    engine = OPENERS[options.backend](model, options, network, config)
+    if options.backend == 'auto':
+        LOG.info('backend auto for %s: %s (%s)', Path(str(model)).name, engine.backend,
+                 engine.selection_reason)
+    else:
+        engine.selection_reason = engine.selection_reason or f'backend {options.backend} requested'
+    return engine

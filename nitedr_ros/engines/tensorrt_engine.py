@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,8 @@ from ..errors import BackendUnavailableError, ConfigError
 from ..paths import engine_cache_dir
 from .base import InferenceEngine, ShapeLimits, check_inputs
 from .cuda import CudaProbe, CudaRuntime, DeviceIdentity, cuda_runtime, device_identity, probe_cuda
-from .engine_cache import BuildSettings, CachedEngine, EngineCache
+from .engine_cache import CachedEngine, EngineCache
+from .options import EngineOptions
 
 LOG = logging.getLogger('nitedr_ros.engines')
 
@@ -79,16 +80,18 @@ def require_cuda_device(device_index: int = 0, probe: CudaProbe | None = None) -
     return probe
 
 
-def prepare_engine(model_path: str | os.PathLike[str], settings: BuildSettings, *,
-                   cache_dir: str | os.PathLike[str] | None = None, force_rebuild: bool = False,
-                   device_index: int = 0, verbose: bool = False, lock_timeout_s: float | None = None,
-                   probe: CudaProbe | None = None, engine_file: str | os.PathLike[str] | None = None,
+def prepare_engine(model_path: str | os.PathLike[str], options: EngineOptions, *,
+                   lock_timeout_s: float | None = None, probe: CudaProbe | None = None,
                    prune: bool = True) -> PreparedEngine:
     """Load or build the engine for a model (the build-only / ``nitedr build-engine`` entry point).
 
-    ``engine_file``: an explicit plan path instead of the cache (policy in
-    :mod:`nitedr_ros.engines.engine_cache`); without the ONNX it is loaded as given.
+    Uses ``options.build`` (the cache key), ``cache_dir``, ``force_rebuild``, ``device_index``, ``verbose``
+    and ``engine_file`` (an explicit plan path instead of the cache, policy in
+    :mod:`nitedr_ros.engines.engine_cache`; without the ONNX it is loaded as given).
     """
+    settings = options.build
+    device_index = options.device_index
+    engine_file = options.engine_file or None
     require_cuda_device(device_index, probe)
     try:
         onnx_path, precision, note = onnx_for_precision(Path(model_path), settings.precision)
@@ -99,19 +102,18 @@ def prepare_engine(model_path: str | os.PathLike[str], settings: BuildSettings, 
     cuda_runtime().set_device(device_index)  # TensorRT works on the calling thread's current device
     from .tensorrt_toolkit import TensorRTToolkit  # imports tensorrt; safe now that a device exists
 
-    toolkit = TensorRTToolkit(verbose=verbose)
+    toolkit = TensorRTToolkit(verbose=options.verbose)
     if note:
         LOG.warning('%s', note)
     if precision != settings.precision:
-        settings = BuildSettings(precision, settings.profile_min_hw, settings.profile_opt_hw,
-                                 settings.profile_max_hw, settings.workspace_mb, settings.optimization_level)
+        settings = replace(settings, precision=precision)
     device = device_identity(device_index)
-    cache = EngineCache(cache_dir or engine_cache_dir(), toolkit, device, lock_timeout_s=lock_timeout_s,
-                        prune=prune)
+    cache = EngineCache(options.cache_dir or engine_cache_dir(), toolkit, device,
+                        lock_timeout_s=lock_timeout_s, prune=prune)
     if onnx_path is None:
         cached = cache.load_file(engine_file, settings)
     else:
-        cached = cache.get(onnx_path, settings, force_rebuild=force_rebuild, engine_path=engine_file or None)
+        cached = cache.get(onnx_path, settings, force_rebuild=options.force_rebuild, engine_path=engine_file)
     return PreparedEngine(cached, toolkit, device, onnx_path, precision, note)
 
 
@@ -168,19 +170,16 @@ class TensorRTEngine(InferenceEngine):
 
     backend = 'tensorrt'
 
-    def __init__(self, model_path: str | os.PathLike[str], *, settings: BuildSettings | None = None,
-                 cache_dir: str | os.PathLike[str] | None = None, force_rebuild: bool = False,
-                 device_index: int = 0, verbose: bool = False, probe: CudaProbe | None = None,
-                 engine_file: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, model_path: str | os.PathLike[str], options: EngineOptions | None = None, *,
+                 probe: CudaProbe | None = None) -> None:
         self._closed = True
         self._buffers: dict[str, _Buffer] = {}
         self._stream: Any = None
         self._events: list[Any] = []
         self._context: Any = None
-        settings = settings or BuildSettings()
-        prepared = prepare_engine(model_path, settings, cache_dir=cache_dir, force_rebuild=force_rebuild,
-                                  device_index=device_index, verbose=verbose, probe=probe,
-                                  engine_file=engine_file)
+        options = options or EngineOptions(backend='tensorrt')
+        device_index = options.device_index
+        prepared = prepare_engine(model_path, options, probe=probe)
         self.prepared = prepared
         self.metadata = engine_metadata(prepared)
         self.metadata.setdefault('nitedr.precision', prepared.precision)
@@ -276,13 +275,13 @@ class TensorRTEngine(InferenceEngine):
             'gpu': self.prepared.device.name,
             'compute_capability': cached.key.compute_capability,
             'onnx_sha256': cached.key.onnx_sha256[:12] or 'unknown (engine file only)',
-            'optimization_level': str(cached.key.optimization_level),
-            'workspace_mb': str(cached.key.workspace_mb),
+            'optimization_level': str(cached.key.settings.optimization_level),
+            'workspace_mb': str(cached.key.settings.workspace_mb),
             'timing': 'inference_ms: CUDA events around execute_async_v3; host<->device copies and staging '
                       'are outside it (the pipeline books them as transfer_ms)',
             'cuda_bindings': self._cuda.name,
-            'profile': f'{cached.key.profile_min_hw}..{cached.key.profile_max_hw} '
-                       f'opt {cached.key.profile_opt_hw}',
+            'profile': f'{cached.key.settings.profile_min_hw}..{cached.key.settings.profile_max_hw} '
+                       f'opt {cached.key.settings.profile_opt_hw}',
         })
         if self.prepared.note:
             facts['note'] = self.prepared.note

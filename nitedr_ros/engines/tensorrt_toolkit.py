@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BackendUnavailableError, NitedrError
-from .engine_cache import BuildOutput, BuildSettings, EngineBuildError
+from .engine_cache import BuildOutput, EngineBuildError
+from .options import BuildSettings
 
 LOG = logging.getLogger('nitedr_ros.engines')
 

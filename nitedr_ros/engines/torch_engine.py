@@ -17,6 +17,54 @@ import numpy as np
 
 from ..errors import BackendUnavailableError, ConfigError
 from .base import InferenceEngine, check_inputs
+from .options import EngineOptions
+
+
+def weights_for(model_path: str | os.PathLike[str]) -> Path | None:
+    """The shipped torch weights of an ONNX model (``<stem>.pt`` beside ``<stem>.onnx``), or None."""
+    path = Path(model_path)
+    stem = path.name.split('.', 1)[0]
+    weights = path.with_name(f'{stem}.pt')
+    return weights if weights.is_file() else None
+
+
+def torch_cuda_available() -> bool:
+    """torch is installed and sees a CUDA device (imports torch only when it is installed)."""
+    import importlib.util
+
+    if importlib.util.find_spec('torch') is None:
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def open_torch_engine(model: Any, options: EngineOptions, *, network: str | None = None,
+                      config: str | None = None) -> TorchEngine:
+    """A torch engine for ``options.backend`` (``torch`` picks CUDA when torch sees a device).
+
+    ``model``: a ``torch.nn.Module``, a checkpoint (``.pt``; shipped weights are checkpoints too), or an ONNX
+    path or model name whose shipped ``.pt`` weights lie beside it.
+    """
+    backend = options.backend
+    if backend == 'torch':
+        backend = 'torch-cuda' if torch_cuda_available() else 'torch-cpu'
+    device = f'cuda:{options.device_index}' if backend == 'torch-cuda' else 'cpu'
+    if isinstance(model, (str, os.PathLike)):
+        path = Path(model)
+        if path.suffix == '.onnx' or not path.suffix:
+            from ..paths import resolve_model
+
+            onnx_path = resolve_model(model)
+            weights = weights_for(onnx_path)
+            if weights is None:
+                expected = onnx_path.name.split('.', 1)[0] + '.pt'
+                raise ConfigError(f'backend {backend} needs torch weights: no {expected} beside {onnx_path} '
+                                  '(nitedr train --export-to writes it)')
+            path = weights
+        return TorchEngine(checkpoint=path, network=network, config=config, device=device,
+                           threads=options.threads)
+    return TorchEngine(model, network=network, config=config, device=device, threads=options.threads)
 
 
 class TorchEngine(InferenceEngine):

@@ -39,6 +39,7 @@ from ..data.imageio import DatasetError, to_uint8, write_rgb
 from ..data.layouts import ImageSet, open_dataset
 from ..data.rain_renderer import NightRainRenderer, road_disparity
 from ..data.split import read_split
+from ..engines.options import EngineOptions
 from ..errors import ConfigError, OutputExistsError
 from ..fileio import write_text_atomic
 from . import metrics as M
@@ -86,7 +87,8 @@ def _fp16_onnx_engine(path: str, threads: int) -> Any:
     if used != 'fp16':
         raise ConfigError(f'--precision fp16: no fp16 file next to {onnx_path} (expected '
                           f'{onnx_path.name[:-5]}.fp16.onnx; nitedr export writes it)')
-    return OnnxRuntimeEngine(onnx_path, 'onnxruntime-cpu', threads=threads, precision='fp16')
+    options = EngineOptions.make('onnxruntime-cpu', precision='fp16', threads=threads)
+    return OnnxRuntimeEngine(onnx_path, 'onnxruntime-cpu', options)
 
 
 class ModelRunner:
@@ -99,7 +101,7 @@ class ModelRunner:
             raise ConfigError(f'unknown precision {precision!r}; choose one of {", ".join(PRECISIONS)}')
         p = Path(path)
         if p.suffix == '.onnx' or not p.exists():
-            self.engine = open_engine(path, backend=backend, threads=threads, precision=precision)
+            self.engine = open_engine(path, EngineOptions.make(backend, precision=precision, threads=threads))
             if precision == 'fp16' and self.engine.backend == 'onnxruntime-cpu':
                 self.engine.close()  # CPU backends of open_engine run fp32: run the fp16 file itself
                 self.engine = _fp16_onnx_engine(path, threads)
@@ -107,8 +109,8 @@ class ModelRunner:
             if precision != 'fp32':
                 raise ConfigError(f'--precision {precision} evaluates an exported ONNX model; {path} is a '
                                   'checkpoint (run with torch in fp32): give --onnx')
-            self.engine = open_engine(p, backend='torch-cpu' if backend in ('auto', 'onnxruntime-cpu')
-                                      else backend, threads=threads)
+            torch_backend = 'torch-cpu' if backend in ('auto', 'onnxruntime-cpu') else backend
+            self.engine = open_engine(p, EngineOptions.make(torch_backend, threads=threads))
         self.path = str(path)
         self.network = self.engine.metadata.get('nitedr.network', '')
         self.multiple = int(self.engine.multiple_of)

@@ -1,32 +1,29 @@
-"""Derain pipeline: sensor-encoded frames -> float tensors -> engines -> frames, with per-stage timings.
+"""Derain pipeline: sensor-encoded frames -> engines -> frames, with per-stage timings.
 
 Imports neither torch nor tensorrt (engines import them only when their backend is opened), nor rclpy or
-cyclonedds.
+cyclonedds. Names load on first use (PEP 562): ``nitedr_ros.pipeline.config`` stays free of numpy and
+OpenCV for the parameter schema.
 """
 
 from __future__ import annotations
 
-from .config import (
-    DEFAULT_NETWORKS,
-    MODE_OUTPUTS,
-    MODE_ROLES,
-    MODE_STREAMS,
-    MODES,
-    PipelineConfig,
-    build_engines,
-    build_pipeline,
-    build_settings,
-    default_model,
-    resolve_models,
-)
-from .derain import OUTPUTS, STREAMS, DerainPipeline, PipelineResult
-from .frames import ENCODINGS, ImageFrame
-from .thermal import ThermalNormalizer
-from .timing import STAGES, LatencyWindow, StageTimings
+import importlib
+from typing import Any
 
-__all__ = [
-    'DEFAULT_NETWORKS', 'ENCODINGS', 'MODES', 'MODE_OUTPUTS', 'MODE_ROLES', 'MODE_STREAMS', 'OUTPUTS',
-    'STAGES', 'STREAMS', 'DerainPipeline', 'ImageFrame', 'LatencyWindow', 'PipelineConfig', 'PipelineResult',
-    'StageTimings', 'ThermalNormalizer', 'build_engines', 'build_pipeline', 'build_settings', 'default_model',
-    'resolve_models',
-]
+_EXPORTS: dict[str, str] = {
+    'PipelineConfig': 'config', 'default_model': 'config',
+    'build_engines': 'builders', 'build_pipeline': 'builders', 'open_role_engine': 'builders',
+    'resolve_models': 'builders',
+    'DerainPipeline': 'derain', 'PipelineResult': 'derain',
+    'ENCODINGS': 'frames', 'ImageFrame': 'frames',
+    'ThermalNormalizer': 'thermal',
+    'STAGES': 'timing', 'LatencyWindow': 'timing', 'StageTimings': 'timing',
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    return getattr(importlib.import_module(f'{__name__}.{module}'), name)

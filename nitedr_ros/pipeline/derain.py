@@ -29,14 +29,11 @@ import numpy as np
 
 from ..engines.base import InferenceEngine
 from ..errors import ConfigError, FrameError
-from .config import MODE_ROLES, MODE_STREAMS, MODES
+from ..modes import MODE_ROLES, MODE_STREAMS, MODES
 from .frames import ImageFrame, check_frame, from_rgb_chw, to_rgb_chw
 from .geometry import FitPlan, fit, plan_fit, unfit
 from .thermal import ThermalNormalizer
 from .timing import STAGES, LatencyWindow, StageTimings
-
-STREAMS: tuple[str, ...] = ('rgb', 'left', 'right', 'thermal')
-OUTPUTS: tuple[str, ...] = ('derained_rgb', 'fused', 'derained_left', 'derained_right')
 
 
 @dataclass
@@ -79,7 +76,8 @@ class DerainPipeline:
     """Runs one mode's engines on frames; keeps a rolling latency window per stage."""
 
     def __init__(self, mode: str, engines: Mapping[str, InferenceEngine], *,
-                 thermal: ThermalNormalizer | None = None, window_size: int = 100) -> None:
+                 thermal: ThermalNormalizer | None = None, window_size: int = 100,
+                 models: Mapping[str, str] | None = None, check_outputs: bool = True) -> None:
         if mode not in MODES:
             raise ConfigError(f'unknown mode {mode!r}; choose one of {", ".join(MODES)}')
         missing = [role for role in MODE_ROLES[mode] if role not in engines]
@@ -98,6 +96,33 @@ class DerainPipeline:
         if 'stereo' in MODE_ROLES[mode]:
             self._io['stereo'] = _single_io(self.engines['stereo'], 'stereo', ('left', 'right'),
                                             ('left_derained', 'right_derained'))
+        if check_outputs:
+            for role in self.engines:
+                if role in self._io:
+                    self._check_outputs(role, (models or {}).get(role, ''))
+
+    def _check_outputs(self, role: str, model: str) -> None:
+        """One probe run per engine at open: every output the role needs exists with 3 channels at the input
+        size, so a wrong model fails here naming the role and the file, not on every frame."""
+        engine = self.engines[role]
+        inputs, outputs = self._io[role]
+        plan = plan_fit(64, 64, engine.multiple_of, engine.limits)
+        h, w = plan.padded_hw
+        channels = {name: 1 if name == 'infrared' else 3 for name in inputs}
+        feed = {name: np.full((1, channels[name], h, w), 0.5, np.float32) for name in inputs}
+        label = f'{role} model {model}' if model else f'{role} model'
+        try:
+            results = engine.infer(feed)
+        except Exception as exc:
+            raise ConfigError(f'{label} failed on a {w}x{h} probe input: {exc}') from exc
+        for name in outputs:
+            if name not in results:
+                raise ConfigError(f'{label} has no output {name!r} (outputs: {", ".join(results)}); '
+                                  f'the {role} role needs {", ".join(outputs)}')
+            shape = tuple(np.shape(results[name]))
+            if shape != (1, 3, h, w):
+                raise ConfigError(f'{label} output {name!r} has shape {shape} for a {w}x{h} input; the '
+                                  f'{role} role needs (1, 3, {h}, {w}) (an RGB image of the input size)')
 
     def required_streams(self, fuse: bool = True) -> tuple[str, ...]:
         """Streams ``process`` needs in this mode (without ``thermal`` when ``fuse`` is False)."""

@@ -32,8 +32,9 @@ from ..data.augment import dihedral, random_crop, random_stereo_flip
 from ..data.imageio import DatasetError
 from ..data.layouts import ImageSet
 from ..data.rain_renderer import NightRainRenderer, road_disparity, warp_left_to_right
+from ..modes import ROLES
 
-KINDS = ('derain', 'fusion', 'stereo')
+KINDS = ROLES  # patches for a network of each pipeline role
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ DistributedDataParallel can wrap it), ``predict(batch)`` gives validation output
 post-optimiser updates (Rainmer's momentum encoder), ``network`` is the module that is checkpointed and
 exported. Default hyper-parameters per network are in :data:`RECIPES` (see each objective's docstring for
 where they come from); any entry can be overridden. ``identity_init`` zeroes the last layer of the residual
-networks before training (see :data:`OUTPUT_LAYERS`).
+networks before training (``NetworkSpec.output_layer``).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..modelspec import NETWORKS
 from ..networks.color import rgb_to_ycbcr
 from . import losses
 
@@ -23,23 +24,23 @@ from . import losses
 RECIPES: dict[str, dict[str, Any]] = {
     # NiteDR stage 1 (DRSformer recipe): AdamW 3e-4, wd 1e-4, L1; we add 0.1 (1 - SSIM) (structural term).
     'cleannet': dict(optimizer='adamw', lr=3e-4, weight_decay=1e-4, eta_min=1e-6, grad_clip=0.01,
-                     pixel='l1', ssim_weight=0.1, kind='derain', synthetic=0.0, identity_init=1),
+                     pixel='l1', ssim_weight=0.1, synthetic=0.0, identity_init=1),
     # Rainmer: AdamW 3e-4, Charbonnier + 0.1 (1 - SSIM) + 0.1 contrastive, 4 negatives, temperature 1;
     # positive: the key encoder's prompts of the input itself (see RainmerObjective).
     'rainmer': dict(optimizer='adamw', lr=3e-4, weight_decay=0.0, prompt_weight_decay=0.01, eta_min=1e-6,
                     grad_clip=0.01, ssim_weight=0.1, contrastive_weight=0.1, negatives=4, temperature=1.0,
-                    momentum=0.999, positive='input', kind='derain', synthetic=0.5, identity_init=1),
+                    momentum=0.999, positive='input', synthetic=0.5, identity_init=1),
     # MSPFN: Adam 5e-4, Charbonnier + 0.05 Charbonnier on Laplacian edges.
     'mspfn': dict(optimizer='adam', lr=5e-4, weight_decay=0.0, eta_min=1e-6, grad_clip=0.0, edge_weight=0.05,
-                  kind='derain', synthetic=0.5, identity_init=1),
+                  synthetic=0.5, identity_init=1),
     # NiteDR stage 2: Adam 1e-4 (fusion) with the refinement's SCI terms, 3 cascaded stages, grad clip 5.
     'fusionnet': dict(optimizer='adam', lr=1e-4, weight_decay=0.0, eta_min=1e-6, grad_clip=5.0, stages=3,
                       ssim_weight=1.0, intensity_weight=20.0, gradient_weight=2.0, fidelity_weight=1.5,
-                      smooth_weight=1.0, refined_weight=1.0, chroma_weight=5.0, kind='fusion', synthetic=0.0,
+                      smooth_weight=1.0, refined_weight=1.0, chroma_weight=5.0, synthetic=0.0,
                       identity_init=0),
     # StereoIRR (no published recipe): Adam 5e-4, per-view Charbonnier + 0.1 (1 - SSIM), consistency 0.05.
     'stereoirr': dict(optimizer='adam', lr=5e-4, weight_decay=0.0, eta_min=1e-6, grad_clip=0.0,
-                      ssim_weight=0.1, consistency_weight=0.05, kind='stereo', synthetic=1.0,
+                      ssim_weight=0.1, consistency_weight=0.05, synthetic=1.0,
                       identity_init=1),
 }
 
@@ -47,10 +48,6 @@ RECIPES: dict[str, dict[str, Any]] = {
 # realtime FusionNet barely moves in a CPU budget at the published 1e-4).
 CONFIG_RECIPES: dict[tuple[str, str], dict[str, Any]] = {('fusionnet', 'realtime'): {'lr': 1e-3}}
 
-# The last layer of each residual network: zeroed at the start of training when ``identity_init`` is set,
-# so the untrained network returns its input (output = input + residual / input - rain) and training
-# starts from the rainy-input quality instead of from noise.
-OUTPUT_LAYERS = {'cleannet': 'output', 'rainmer': 'output', 'mspfn': 'rain_out', 'stereoirr': 'residual'}
 
 
 def recipe(network: str, overrides: dict[str, Any] | None = None, config: str = 'paper') -> dict[str, Any]:
@@ -59,6 +56,7 @@ def recipe(network: str, overrides: dict[str, Any] | None = None, config: str = 
     if network not in RECIPES:
         raise ConfigError(f'no training recipe for {network!r}; choose one of {", ".join(RECIPES)}')
     merged = {**RECIPES[network], **CONFIG_RECIPES.get((network, config), {})}
+    merged['kind'] = NETWORKS[network].role  # what patches it trains on: the network's pipeline role
     for key, value in (overrides or {}).items():
         if key not in merged:
             known = ', '.join(sorted(merged))
@@ -307,8 +305,12 @@ def build_objective(network_name: str, network: nn.Module, settings: dict[str, A
     """The objective of a network (``cleannet`` only for ``fusionnet``)."""
     if network_name not in OBJECTIVES:
         raise ConfigError(f'no training objective for {network_name!r}')
-    if settings.get('identity_init') and network_name in OUTPUT_LAYERS:
-        layer = getattr(network, OUTPUT_LAYERS[network_name])
+    # The residual network's last layer is zeroed when ``identity_init`` is set, so the untrained network
+    # returns its input (output = input + residual / input - rain) and training starts from the rainy-input
+    # quality instead of from noise.
+    output_layer = NETWORKS[network_name].output_layer
+    if settings.get('identity_init') and output_layer:
+        layer = getattr(network, output_layer)
         with torch.no_grad():
             for param in layer.parameters():
                 param.zero_()

@@ -22,8 +22,9 @@ import numpy as np
 
 from ...core.clock import header_stamp_ns
 from ...core.images import message_to_frame
-from ...core.topics import MODE_OUTPUTS, MODE_STREAMS, OUTPUT_SOURCE, OUTPUT_TOPICS, STREAM_TOPICS
+from ...core.topics import OUTPUT_TOPICS, STREAM_TOPICS
 from ...figures import pyplot, save_figure
+from ...modes import MODE_OUTPUTS, MODE_STREAMS, OUTPUT_SOURCE
 from ...pipeline.timing import percentile_summary
 from .derain import LATENCY_PERCENTILES
 from .reader import iter_raw, open_bag

@@ -33,15 +33,9 @@ from ...core.clock import ManualClock
 from ...core.diagnostics import DROP_REASONS
 from ...core.node_core import NodeCore
 from ...core.parameters import DEFAULT_NODE_NAME, apply_choices, load_parameter_file, validate
-from ...core.topics import (
-    DEBUG_VALUES,
-    MODE_OUTPUTS,
-    OUTPUT_CAMERA_INFO_TOPICS,
-    OUTPUT_SOURCE,
-    OUTPUT_TOPICS,
-    debug_topic,
-)
+from ...core.topics import DEBUG_VALUES, OUTPUT_CAMERA_INFO_TOPICS, OUTPUT_TOPICS, debug_topic
 from ...errors import ConfigError
+from ...modes import MODE_OUTPUTS, OUTPUT_SOURCE
 from ...paths import config_dir
 from ...pipeline.timing import percentile_summary
 from ..dds.names import NameResolver

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ...core.topics import MODE_STREAMS, STREAM_TOPICS
+from ...core.topics import STREAM_TOPICS
 from ...errors import NitedrError
+from ...modes import MODE_STREAMS
 
 IMAGE = 'sensor_msgs/msg/Image'
 COMPRESSED_IMAGE = 'sensor_msgs/msg/CompressedImage'
