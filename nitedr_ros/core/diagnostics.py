@@ -39,6 +39,9 @@ DROP_STALE = 'stale'
 DROP_DISABLED = 'disabled'
 DROP_ERROR = 'error'
 DROP_PUBLISH_ERROR = 'publish_error'  # the transport failed to publish an output of this stream
+DROP_SHUTDOWN = 'shutdown'  # made before the node stopped, not processed in time
+# Not a drop of a wanted frame: no output of the set had a subscriber, so nothing was computed.
+DROP_NO_SUBSCRIBERS = 'no_subscribers'
 DROP_REASONS: tuple[str, ...] = (
     DROP_BAD_MESSAGE,
     DROP_SYNC,
@@ -48,6 +51,8 @@ DROP_REASONS: tuple[str, ...] = (
     DROP_DISABLED,
     DROP_ERROR,
     DROP_PUBLISH_ERROR,
+    DROP_SHUTDOWN,
+    DROP_NO_SUBSCRIBERS,
 )
 LATENCY_WINDOWS: tuple[str, ...] = (
     'sync_spread_ms',
@@ -88,6 +93,7 @@ class StreamCounters:
     topic: str
     frames_total: int = 0
     frames_in_period: int = 0
+    published_total: int = 0  # messages that were part of a set with at least one published output
     last_arrival_ns: int | None = None
     last_stamp_ns: int | None = None
     bad_in_period: int = 0
@@ -161,10 +167,10 @@ class CoreStats:
             if reason == DROP_BUSY:
                 self.busy_in_period += 1
 
-    def publish_failed(self, stream: str, message: str) -> None:
-        """An output of ``stream`` could not be published (lost: counted as ``publish_error``)."""
+    def publish_failed(self, message: str) -> None:
+        """An output could not be published (the set's messages are counted as ``publish_error`` when no
+        output of the set was published)."""
         with self._lock:
-            self.streams[stream].drops[DROP_PUBLISH_ERROR] += 1
             self.publish_errors_total += 1
             self.publish_errors_in_period += 1
             self.last_publish_error = message
@@ -181,8 +187,11 @@ class CoreStats:
             self.errors_in_period += 1
             self.last_error = message
 
-    def published(self, outputs: int, latencies_ms: Mapping[str, float]) -> None:
+    def published(self, streams: Any, outputs: int, latencies_ms: Mapping[str, float]) -> None:
+        """A set of ``streams`` was published (``outputs`` images) with these latencies."""
         with self._lock:
+            for stream in streams:
+                self.streams[stream].published_total += 1
             self.outputs_total += outputs
             self.published_sets_in_period += 1
             for name, value in latencies_ms.items():
@@ -243,6 +252,7 @@ class CoreStats:
         values = [
             ('topic', c.topic),
             ('frames_total', str(c.frames_total)),
+            ('frames_published', str(c.published_total)),
             ('rate_hz', _fmt(rate)),
             ('expected_rate_hz', _fmt(p['diagnostics.expected_rate_hz'])),
             ('last_stamp_age_ms', _fmt(age_ms)),

@@ -1,51 +1,74 @@
 """Latest-only hand-off between the synchronizer and the one worker thread that runs the pipeline.
 
 Subscription callbacks never run inference: the synchronizer's callback puts a set into
-:class:`LatestOnlyBuffer` (size 1, drop-oldest: a set still waiting when a newer one arrives is replaced
-and returned to the caller, who counts it as ``busy``), and :class:`Worker` takes the newest set and
-processes it. The worker also runs a setup function first (e.g. building the pipeline, so a CUDA context
-belongs to the thread that uses it) and reports its failure to whoever waits for it to start.
+:class:`LatestOnlyBuffer` and :class:`Worker` takes sets from it in order and processes them. Latest-only
+means *drop what the worker could not take in time*, never *drop what arrived while it was idle*: sets put
+while the worker is idle (one input message can complete two sets at once) all wait for it, in order;
+a set put while the worker is busy replaces the one other set put while it was busy (returned to the
+caller, who counts it as ``busy``). The worker also runs a setup function first (e.g. building the
+pipeline, so a CUDA context belongs to the thread that uses it) and reports its failure to whoever waits
+for it to start.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 _LOG = logging.getLogger(__name__)
+# Sets made while the worker is idle wait for it, at most this many by default (one input message, or a
+# hand-over between synchronizers, completes at most a synchronizer queue of sets); beyond that the oldest
+# is replaced as if the worker were busy.
+IDLE_QUEUE_MAX = 8
 
 
 class LatestOnlyBuffer:
-    """A one-slot buffer: ``put`` replaces (and returns) an item nobody took yet; ``get`` blocks."""
+    """Sets put while the consumer is idle queue up; one set put while it is busy waits behind them and is
+    replaced by a newer one put while busy (see the module docstring). ``get`` blocks."""
 
-    def __init__(self) -> None:
+    def __init__(self, idle_max: int = IDLE_QUEUE_MAX) -> None:
+        self._idle_max = max(1, int(idle_max))
         self._cond = threading.Condition()
-        self._item: Any = None
-        self._full = False
+        self._idle_arrivals: deque[Any] = deque()  # put while the consumer was idle: all processed
+        self._latest: Any = None  # put while the consumer was busy: only the newest is kept
+        self._has_latest = False
         self._closed = False
         self._busy = False  # the consumer is processing the item it took last
 
     def put(self, item: Any) -> Any:
-        """Offer the newest item; returns the replaced item or None. Refused (returned) after close()."""
+        """Offer the newest item; returns the item it replaced or None. Refused (returned) after close()."""
         with self._cond:
             if self._closed:
                 return item
-            replaced = self._item if self._full else None
-            self._item = item
-            self._full = True
+            replaced = None
+            if self._busy:
+                replaced = self._latest if self._has_latest else None
+                self._latest, self._has_latest = item, True
+            else:
+                self._idle_arrivals.append(item)
+                if len(self._idle_arrivals) > self._idle_max:
+                    replaced = self._idle_arrivals.popleft()
             self._cond.notify_all()
             return replaced
 
+    def _waiting(self) -> bool:
+        return bool(self._idle_arrivals) or self._has_latest
+
     def get(self, timeout: float | None = None) -> Any:
-        """The newest item, or None on timeout or after close(). Marks the consumer busy until done()."""
+        """The oldest waiting item, or None on timeout or after close(). Marks the consumer busy until
+        done()."""
         with self._cond:
-            if not self._cond.wait_for(lambda: self._full or self._closed, timeout):
+            if not self._cond.wait_for(lambda: self._waiting() or self._closed, timeout):
                 return None
-            if not self._full:
+            if self._idle_arrivals:
+                item = self._idle_arrivals.popleft()
+            elif self._has_latest:
+                item, self._latest, self._has_latest = self._latest, None, False
+            else:
                 return None
-            item, self._item, self._full = self._item, None, False
             self._busy = True
             return item
 
@@ -58,14 +81,17 @@ class LatestOnlyBuffer:
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until nothing is waiting and nothing is being processed (tests, bag flush)."""
         with self._cond:
-            return self._cond.wait_for(lambda: not self._full and not self._busy, timeout)
+            return self._cond.wait_for(lambda: not self._waiting() and not self._busy, timeout)
 
-    def close(self) -> Any:
-        """Stop: wakes the consumer; returns an item nobody took (or None)."""
+    def close(self) -> list[Any]:
+        """Stop: wakes the consumer; returns the items nobody took."""
         with self._cond:
             self._closed = True
-            leftover = self._item if self._full else None
-            self._item, self._full = None, False
+            leftover = list(self._idle_arrivals)
+            if self._has_latest:
+                leftover.append(self._latest)
+            self._idle_arrivals.clear()
+            self._latest, self._has_latest = None, False
             self._cond.notify_all()
             return leftover
 
@@ -105,8 +131,8 @@ class Worker:
             self._thread.join()
             raise self._setup_error
 
-    def stop(self, timeout: float | None = 10.0) -> Any:
-        """Close the buffer and join; returns an item nobody took (or None)."""
+    def stop(self, timeout: float | None = 10.0) -> list[Any]:
+        """Close the buffer and join; returns the items nobody took."""
         leftover = self._buffer.close()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout)

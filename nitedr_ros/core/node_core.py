@@ -5,24 +5,30 @@ hands it messages (``on_image``, ``on_camera_info``), implements :class:`OutputS
 :class:`~nitedr_ros.core.clock.Clock`, and calls ``publish_diagnostics()`` every ``diagnostics.period``
 (or lets the core's own ticker do it). Behaviour:
 
-- **Frame flow**: callbacks only validate cheaply and hand the message to the synchronizer. A set goes
-  into a latest-only buffer (a set not yet taken is replaced: ``busy`` drop); one worker thread converts,
-  runs ``pipeline.process(frames, fuse=...)`` and publishes. ``synchronous=True`` (bag tool) has no worker
-  and no ticker: each set is processed inline, in order, and diagnostics follow the (bag) clock.
+- **Frame flow**: callbacks only validate cheaply and hand the message to the synchronizer. Sets go into
+  a latest-only buffer (:mod:`~nitedr_ros.core.frame_flow`: sets made while the worker is idle all wait,
+  a set made while it is busy replaces the previous such set: ``busy`` drop); one worker thread converts,
+  runs ``pipeline.process`` and publishes. ``synchronous=True`` (bag tool) has no worker and no ticker:
+  each set is processed inline, in order, and diagnostics follow the (bag) clock.
 - **Stale sets**: a set older than ``max_input_age_ms`` on the node clock is dropped (``stale``), never while
-  the clock reads 0 (sim time not started).
-- **Degradation** (nitedr and full modes): thermal silent for ``ir_timeout_ms`` on the node clock -> the
-  other streams are synchronized without it and derained with ``fuse=False`` (no ``fused`` output),
-  diagnostics WARN; the next thermal message resumes fusion. An inference error publishes the inputs
-  unchanged when ``passthrough_on_error`` (else drops the set, ``error``) and raises diagnostics to ERROR.
-  A bad message (encoding, size, undecodable: the transport calls :meth:`NodeCore.report_bad_message`) is
-  dropped, counted and named in diagnostics. An output the sink fails to publish is counted
-  (``publish_error``) and raises the pipeline status to WARN. Nothing raises to the caller.
-- **Outputs** keep the original input header object (``derained_rgb``/``fused``: the rgb header,
-  ``derained_left``/``derained_right``: left/right) and the input encoding; camera_info of the source stream
-  is republished with the same header.
+  the clock reads 0 (sim time not started); when every set is stale the core says so early and loudly.
+- **Listeners**: outputs without subscribers (where the transport can tell) are not computed; a set none of
+  whose outputs has a subscriber is skipped (``no_subscribers``, not a drop of a wanted frame).
+- **Degradation** (nitedr and full modes, :mod:`~nitedr_ros.core.thermal_watch`): no current thermal frame
+  for the IR timeout -> the other streams are synchronized without it and derained with ``fuse=False`` (no
+  ``fused`` output), diagnostics WARN; the next current thermal frame resumes fusion. Switching hands the
+  messages one synchronizer still holds to the other (thermal ones are counted as ``sync`` drops), so no
+  set is lost or released late. An inference error publishes the inputs unchanged when
+  ``passthrough_on_error`` (else drops the set, ``error``) and raises diagnostics to ERROR. A bad message
+  (encoding, size, non-finite numbers, undecodable: the transport calls :meth:`NodeCore.report_bad_message`)
+  is dropped, counted and named in diagnostics. Nothing raises to the caller.
+- **Outputs** (:mod:`~nitedr_ros.core.output_stage`) keep the original input header object and encoding,
+  are strictly monotonic in stamp per topic (``out_of_order`` otherwise), and republish the source
+  stream's camera_info with the same header. A failed publish is counted (``publish_error``).
 - **Time jumps**: a stamp more than 1 s older than its stream's previous one (bag loop, sim restart)
-  resets the synchronizers; a smaller step back is refused as ``out_of_order``.
+  resets the synchronizers and the output order; a smaller step back is refused as ``out_of_order``.
+- **Accounting**: every image message ends published (as part of a set) or in exactly one reason of
+  ``CoreStats`` (drops, or ``no_subscribers``), or is still pending.
 """
 
 from __future__ import annotations
@@ -43,7 +49,9 @@ from .diagnostics import (
     DROP_BUSY,
     DROP_DISABLED,
     DROP_ERROR,
+    DROP_NO_SUBSCRIBERS,
     DROP_OUT_OF_ORDER,
+    DROP_SHUTDOWN,
     DROP_STALE,
     DROP_SYNC,
     CoreStats,
@@ -52,17 +60,25 @@ from .diagnostics import (
     describe_pipeline,
 )
 from .frame_flow import LatestOnlyBuffer, Ticker, Worker
-from .images import ImageFields, check_image, frame_to_fields, is_compressed, message_fields, message_to_frame
+from .images import ImageFields, check_image, message_to_frame
 from .log import CoreLog
+from .output_stage import LatencyCallback, OutputStage
 from .parameters import check_changes, exact_groups_for, pipeline_config, validate
 from .sync import Dropped, SyncedSet, Synchronizer
+from .thermal_watch import ThermalWatch
 from .topics import OUTPUT_CAMERA_INFO_TOPICS, OUTPUT_TOPICS, STREAM_CAMERA_INFO_TOPICS, image_topic
 
 JUMP_BACK_NS = NS_PER_S  # a stamp this much older than its predecessor means the clock was reset
+STALE_ALARM_SETS = 5  # this many stale sets in a row, none published: say why, loudly
+SHUTDOWN_DRAIN_S = 2.0  # stop(): how long the worker may finish the sets already made
 
 
 class OutputSink(Protocol):
-    """What a transport implements to publish. Calls come from the worker thread (or inline)."""
+    """What a transport implements to publish. Calls come from the worker thread (or inline).
+
+    Optional: ``subscriber_count(output) -> int | None`` (None = unknown); outputs with 0 subscribers are
+    not computed.
+    """
 
     def publish_image(self, output: str, header: Any, image: ImageFields) -> None:
         """Publish ``image`` on the output's topic with ``header`` (the input's own header object)."""
@@ -78,7 +94,6 @@ class OutputSink(Protocol):
 
 
 PipelineFactory = Callable[[Mapping[str, Any]], Any]
-LatencyCallback = Callable[[Mapping[str, float]], None]
 
 
 def default_pipeline_factory(params: Mapping[str, Any]) -> Any:
@@ -133,32 +148,32 @@ class NodeCore:
             o for o in OUTPUTS if OUTPUT_SOURCE[o] in self.streams and (o != FUSED_OUTPUT or self.fusion)
         )
         self.synchronous = synchronous
-        self._sink = sink
         self._clock = clock
         self._log = CoreLog(logger or logging.getLogger('nitedr_ros.core'))
         self._pipeline = pipeline
         self._owns_pipeline = pipeline is None
         self._factory = pipeline_factory or default_pipeline_factory
         self._backend_facts: dict[str, str] = {}
-        self._on_published = on_published
         self._stats = CoreStats(
             {s: image_topic(s, self.params['image_transport']) for s in self.streams},
             self.params['diagnostics.window_size'],
         )
+        self._camera_info: dict[str, Any] = {}
+        self._output = OutputStage(self.outputs, sink=sink, clock=clock, stats=self._stats, log=self._log,
+                                   camera_info=self._camera_info, on_published=on_published)
+        self._thermal = ThermalWatch(self.params['ir_timeout_ms'])
         self._sync = self._make_sync(self.streams, degraded=False)
         non_thermal = tuple(s for s in self.streams if s != THERMAL_STREAM)
         self._degraded_sync = self._make_sync(non_thermal, degraded=True) if self.fusion else None
-        self._camera_info: dict[str, Any] = {}
+        self._switch_lock = threading.Lock()
         self._state_lock = threading.Lock()
         self._param_lock = threading.Lock()
         self._last_stamp: dict[str, int] = {}
-        self._degraded = False
-        self._thermal_seen_ns: int | None = None
-        self._clock_seen_ns: int | None = None
-        self._silent_since_ns = 0
+        self._stale_run = 0
         self._last_diag_ns: int | None = None
         self._last_diag_mono = 0.0
-        self._buffer = LatestOnlyBuffer()
+        # one message (or a hand-over) completes at most a synchronizer queue of sets: all of them wait
+        self._buffer = LatestOnlyBuffer(idle_max=self.params['sync.queue_size'] + 1)
         self._worker: Worker | None = None
         self._ticker: Ticker | None = None
         self._own_timer = (not synchronous) if own_timer is None else own_timer
@@ -192,7 +207,12 @@ class NodeCore:
 
     @property
     def degraded(self) -> bool:
-        return self._degraded
+        return self._thermal.degraded
+
+    @property
+    def ir_timeout_ms(self) -> float:
+        """The IR timeout in use (the parameter, or derived from the thermal rate)."""
+        return self._thermal.timeout_ms()
 
     @property
     def pipeline(self) -> Any:
@@ -222,19 +242,24 @@ class NodeCore:
                 self._ticker.start()
         self._started = True
 
-    def stop(self) -> None:
-        """Stop the ticker and worker, close a pipeline this core built. Idempotent."""
+    def stop(self, drain_s: float = SHUTDOWN_DRAIN_S) -> None:
+        """Stop: the worker finishes the sets already made (up to ``drain_s``), the rest are counted
+        (``shutdown``), messages still waiting for partners are counted (``sync``); then the ticker and
+        worker end and a pipeline this core built is closed. Idempotent. Call it before the transport's
+        publishers go away (rclpy: before ``rclpy.shutdown``)."""
         if self._stopped:
             return
         self._stopped = True
         if self._ticker is not None:
             self._ticker.stop()
         if self._worker is not None:
-            leftover = self._worker.stop()
-            if leftover is not None:
-                self._stats.drop(leftover.synced.messages, DROP_DISABLED)
+            if drain_s > 0:
+                self._buffer.wait_idle(drain_s)
+            for work in self._worker.stop():
+                self._stats.drop(work.synced.messages, DROP_SHUTDOWN)
         else:
             self._buffer.close()
+        self.discard_pending()
         if self._owns_pipeline and self._pipeline is not None and hasattr(self._pipeline, 'close'):
             try:
                 self._pipeline.close()
@@ -249,10 +274,15 @@ class NodeCore:
         self.stop()
 
     def flush(self, timeout: float | None = 30.0) -> None:
-        """End of input (bag end): emit and process every set still possible, then wait until idle."""
-        self._sync.flush()
-        if self._degraded_sync is not None:
-            self._degraded_sync.flush()
+        """End of input (bag end): emit and process every set still possible, then wait until idle. The
+        synchronizer not in use goes first, so outputs stay in stamp order."""
+        with self._switch_lock:
+            syncs = [self._sync, self._degraded_sync]
+            if self._thermal.degraded:
+                syncs.reverse()
+            for sync in syncs:
+                if sync is not None:
+                    sync.flush()
         self.wait_idle(timeout)
 
     def discard_pending(self) -> None:
@@ -271,8 +301,7 @@ class NodeCore:
             self._pipeline = self._factory(self.params)
         self._backend_facts = describe_pipeline(self._pipeline)
         self._log.info(f'pipeline ready: mode {self.mode}, streams {", ".join(self.streams)}, '
-            f'backend {self._backend_facts.get("backend", "unknown")}',
-        )
+                       f'backend {self._backend_facts.get("backend", "unknown")}')
 
     # -- inputs (any thread) ----------------------------------------------------------------------------
     def on_image(self, stream: str, msg: Any) -> bool:
@@ -285,9 +314,8 @@ class NodeCore:
 
     def _on_image(self, stream: str, msg: Any) -> bool:
         if stream not in self.streams:
-            self._log.throttled(
-                f'unknown-{stream}', 'warning', f'message for inactive stream {stream!r} ignored'
-            )
+            self._log.throttled(f'unknown-{stream}', 'warning',
+                                f'message for inactive stream {stream!r} ignored')
             return False
         now = self._clock.now_ns()
         self._stats.arrival(stream, now)
@@ -297,21 +325,23 @@ class NodeCore:
         except FrameError as exc:
             self._bad_message(stream, exc.problem)
             return False
-        except (AttributeError, TypeError, ValueError) as exc:
+        except (AttributeError, TypeError, ValueError, OverflowError) as exc:
             self._bad_message(stream, f'malformed message: {exc}')
             return False
         self._stats.stamp(stream, stamp)
         self._check_time_jump(stream, stamp)
-        # thermal counts as alive only when it is current: a stream lagging more than the timeout cannot be
-        # fused in time, and leaving degraded mode for it would stop all output
-        thermal_alive = stream == THERMAL_STREAM and (
-            now <= 0 or now - stamp <= self.params['ir_timeout_ms'] * NS_PER_MS
-        )
-        degraded = self._update_degradation(now, thermal_arrived=thermal_alive)
-        if degraded and stream != THERMAL_STREAM:
-            assert self._degraded_sync is not None
-            return self._degraded_sync.add(stream, stamp, msg)
-        return self._sync.add(stream, stamp, msg)
+        thermal_current = False
+        if stream == THERMAL_STREAM:
+            self._thermal.thermal_stamp(stamp)
+            thermal_current = self._thermal.is_current(now, stamp)
+        with self._switch_lock:  # a switch of synchronizers hands over what they hold before this message
+            degraded = self._update_degradation(now, thermal_arrived=thermal_current)
+            if degraded and stream != THERMAL_STREAM:
+                assert self._degraded_sync is not None
+                target = self._degraded_sync
+            else:
+                target = self._sync
+        return target.add(stream, stamp, msg)
 
     def on_camera_info(self, stream: str, msg: Any) -> None:
         """Cache the latest camera_info of a stream; republished with each output's header."""
@@ -333,8 +363,7 @@ class NodeCore:
         """A transport saw an incompatible-QoS event: counted, logged loudly, WARN in diagnostics."""
         self._stats.qos_event(topic, description)
         self._log.error(f'incompatible QoS on {topic}: {description}; no data flows on this connection '
-            '(see qos.* parameters and qos_overrides)',
-        )
+                        '(see qos.* parameters and qos_overrides)')
 
     def _bad_message(self, stream: str, problem: str) -> None:
         self._stats.bad(stream, problem)
@@ -349,45 +378,45 @@ class NodeCore:
             self._last_stamp[stream] = stamp if last is None or jumped else max(stamp, last)
         if jumped:
             self._log.warning(f'{stream}: stamp jumped back {(last - stamp) / NS_PER_S:.1f} s (bag loop or '
-                'clock reset): synchronizer reset',
-            )
+                              'clock reset): synchronizer reset')
             self._sync.reset()
             if self._degraded_sync is not None:
                 self._degraded_sync.reset()
+            self._output.reset_order()
 
     def _update_degradation(self, now: int, thermal_arrived: bool = False) -> bool:
-        """Track thermal silence on the node clock; returns whether RGB runs without fusion now."""
+        """Track thermal silence on the node clock (call under ``_switch_lock``); returns whether RGB runs
+        without fusion now. On a switch, the synchronizer left hands what it holds to the other one."""
         if not self.fusion:
             return False
-        entered = left = False
-        with self._state_lock:
-            if now > 0:
-                if self._clock_seen_ns is None or now < self._clock_seen_ns:
-                    self._clock_seen_ns = now  # first reading, or the clock went back
-                if thermal_arrived:
-                    self._thermal_seen_ns = now
-                    if self._degraded:
-                        self._degraded = False
-                        left = True
-                elif not self._degraded:
-                    since = (
-                        self._thermal_seen_ns if self._thermal_seen_ns is not None else self._clock_seen_ns
-                    )
-                    if now < since:
-                        self._thermal_seen_ns = now
-                    elif now - since > self.params['ir_timeout_ms'] * NS_PER_MS:
-                        self._degraded = True
-                        self._silent_since_ns = since
-                        entered = True
-            degraded = self._degraded
-        if entered:
-            timeout = self.params['ir_timeout_ms']
-            self._log.warning(f'thermal silent or late for more than {timeout:g} ms: publishing derained RGB '
+        change = self._thermal.update(now, thermal_arrived)
+        if change.entered:
+            late = self._stats.streams[THERMAL_STREAM].last_stamp_ns
+            if late is not None and now - late < self._thermal.timeout_ms() * NS_PER_MS:
+                why = 'thermal frames arrive but none is current'
+            elif late is None:
+                why = 'no thermal frame yet'
+            else:
+                why = f'last thermal frame stamped {(now - late) / NS_PER_MS:.0f} ms before the node clock'
+            self._log.warning(f'thermal silent or late for more than {self._thermal.timeout_ms():g} ms '
+                              f'({why}; timeout: {self._thermal.timeout_source()}): publishing derained RGB '
                               'without fusion')
-            self._sync.reset()  # pending RGB waited for thermal that is not coming
-        if left:
+            self._hand_over(self._sync, self._degraded_sync)
+        if change.left:
             self._log.info('thermal is back: fusion resumes')
-        return degraded
+            self._hand_over(self._degraded_sync, self._sync)
+        return change.degraded
+
+    def _hand_over(self, source: Synchronizer | None, target: Synchronizer | None) -> None:
+        """Messages ``source`` still holds go to ``target`` in stamp order; thermal ones (which the
+        degraded synchronizer has no input for) are counted as ``sync`` drops."""
+        if source is None or target is None:
+            return
+        for topic, stamp, msg in source.take_pending():
+            if topic in target.topics:
+                target.add(topic, stamp, msg)
+            else:
+                self._stats.drop((topic,), DROP_SYNC)
 
     # -- synchronizer callbacks -------------------------------------------------------------------------
     def _make_sync(self, streams: tuple[str, ...], degraded: bool) -> Synchronizer:
@@ -405,9 +434,9 @@ class NodeCore:
 
     def _on_interval_violation(self, stream: str, gap_ns: int, bound_ns: int) -> None:
         self._log.warning(f'{stream}: stamps {gap_ns / NS_PER_MS:.3f} ms apart, below sync.min_interval_ms '
-            f'({bound_ns / NS_PER_MS:g} ms): sets may depend on arrival order; lower sync.min_interval_ms '
-            '(0 = off). Counted in the sync diagnostics; warned once per stream.',
-        )
+                          f'({bound_ns / NS_PER_MS:g} ms): sets may depend on arrival order; lower '
+                          'sync.min_interval_ms (0 = off). Counted in the sync diagnostics; warned once per '
+                          'stream.')
 
     def interval_violations(self) -> dict[str, int]:
         """stream -> stamps closer than ``sync.min_interval_ms`` to their predecessor, so far."""
@@ -426,7 +455,7 @@ class NodeCore:
             return
         replaced = self._buffer.put(work)
         if replaced is work:  # stopped
-            self._stats.drop(synced.messages, DROP_DISABLED)
+            self._stats.drop(synced.messages, DROP_SHUTDOWN)
         elif replaced is not None:
             self._stats.drop(replaced.synced.messages, DROP_BUSY)
 
@@ -453,6 +482,12 @@ class NodeCore:
         max_age_ns = params['max_input_age_ms'] * NS_PER_MS
         if max_age_ns > 0 and now > 0 and now - synced.earliest_ns > max_age_ns:
             self._stats.drop(synced.messages, DROP_STALE)
+            self._stale_alarm(now - synced.earliest_ns)
+            return
+        self._stale_run = 0
+        wanted = self._output.wanted()
+        if not any(OUTPUT_SOURCE[o] in synced.messages for o in wanted):
+            self._stats.drop(synced.messages, DROP_NO_SUBSCRIBERS)
             return
         frames = {}
         for stream, msg in synced.messages.items():
@@ -462,10 +497,13 @@ class NodeCore:
                 self._bad_message(stream, exc.problem)
                 self._stats.drop([s for s in synced.messages if s != stream], DROP_BAD_MESSAGE)
                 return
-        fuse = self.fusion and not work.degraded and THERMAL_STREAM in frames
+        fuse = self.fusion and not work.degraded and THERMAL_STREAM in frames and FUSED_OUTPUT in wanted
         try:
-            result = self._pipeline.process(frames, fuse=fuse)
-            outputs: dict[str, Any] = dict(result.outputs)
+            if len(wanted) < len(self.outputs):
+                result = self._pipeline.process(frames, fuse=fuse, outputs=wanted)
+            else:
+                result = self._pipeline.process(frames, fuse=fuse)
+            outputs: dict[str, Any] = {o: f for o, f in result.outputs.items() if o in wanted}
             timings = result.timings
         except Exception as exc:  # noqa: BLE001 - FrameError or any inference failure
             problem = str(exc) or type(exc).__name__
@@ -476,87 +514,27 @@ class NodeCore:
             if not passthrough:
                 self._stats.drop(synced.messages, DROP_ERROR)
                 return
-            outputs = self._passthrough(synced, frames, fuse)
+            outputs = self._output.passthrough(synced, frames, fuse, wanted)
             timings = None
-        self._publish(work, outputs, timings, params)
+        self._output.publish(synced, outputs, timings, work.synced_perf_ns, params)
 
-    def _passthrough(self, synced: SyncedSet, frames: Mapping[str, Any], fuse: bool) -> dict[str, Any]:
-        """The inputs unchanged, on the outputs this set would have produced."""
-        outputs = {}
-        for output in self.outputs:
-            if output == FUSED_OUTPUT and not fuse:
-                continue
-            source = OUTPUT_SOURCE[output]
-            msg = synced.messages.get(source)
-            if msg is not None:
-                outputs[output] = (
-                    frame_to_fields(frames[source]) if is_compressed(msg) else message_fields(msg)
-                )
-        return outputs
-
-    def _publish(
-        self, work: _Work, outputs: Mapping[str, Any], timings: Any, params: Mapping[str, Any]
-    ) -> None:
-        synced = work.synced
-        published = 0
-        stamps = []
-        for output, image in outputs.items():
-            source = OUTPUT_SOURCE.get(output)
-            if source is None or source not in synced.messages:
-                self._log.throttled(
-                    f'output-{output}',
-                    'warning',
-                    f'pipeline output {output!r} has no source stream in this set: not published',
-                )
-                continue
-            header = synced.messages[source].header
-            fields = image if isinstance(image, ImageFields) else frame_to_fields(image)
-            failure = self._sink_failure('publish_image', output, header, fields)
-            if failure is None:
-                published += 1
-                stamps.append(synced.stamps[source])
-            else:
-                self._stats.publish_failed(source, f'{output}: {failure}')
-            info = self._camera_info.get(source)
-            if info is not None and params['publish_camera_info']:
-                self._sink_call('publish_camera_info', output, header, info)
-        done_ns = self._clock.now_ns()
-        latencies = {'processing_ms': (time.perf_counter_ns() - work.synced_perf_ns) / NS_PER_MS}
-        if done_ns > 0 and stamps:
-            latencies['end_to_end_ms'] = (done_ns - min(stamps)) / NS_PER_MS
-        if timings is not None:
-            latencies.update(
-                preprocess_ms=float(timings.preprocess_ms),
-                inference_ms=float(timings.inference_ms),
-                postprocess_ms=float(timings.postprocess_ms),
-                pipeline_ms=float(timings.total_ms),
-            )
-        self._stats.published(published, latencies)
-        if self._on_published is not None and published:
-            self._on_published(latencies)
-        if params['debug.publish_timing']:
-            self._sink_call('publish_debug', 'processing_time_ms', latencies['processing_ms'])
-            self._sink_call('publish_debug', 'inference_time_ms', latencies.get('inference_ms', 0.0))
-            if 'end_to_end_ms' in latencies:
-                self._sink_call('publish_debug', 'pipeline_latency_ms', latencies['end_to_end_ms'])
-
-    def _sink_call(self, method: str, *args: Any) -> bool:
-        return self._sink_failure(method, *args) is None
-
-    def _sink_failure(self, method: str, *args: Any) -> str | None:
-        """Call the sink; None when it worked, else the error (logged, throttled)."""
-        try:
-            getattr(self._sink, method)(*args)
-            return None
-        except Exception as exc:  # noqa: BLE001 - a transport error must not stop the node
-            self._log.throttled(f'sink-{method}', 'error', f'{method} failed: {exc!r}')
-            return str(exc) or type(exc).__name__
+    def _stale_alarm(self, age_ns: int) -> None:
+        """Several stale sets in a row and nothing published: name the likely cause, early."""
+        self._stale_run += 1
+        if self._stale_run == STALE_ALARM_SETS:
+            self._log.error(
+                f'{STALE_ALARM_SETS} sets in a row dropped as stale: the inputs are stamped '
+                f'{age_ns / NS_PER_S:.1f} s before the node clock (max_input_age_ms '
+                f'{self.params["max_input_age_ms"]:g}). Replaying a bag? Use sim time (use_sim_time true '
+                "with the player's /clock; `nitedr run` switches to sim time when /clock is published) or "
+                'set max_input_age_ms 0.')
 
     # -- diagnostics ------------------------------------------------------------------------------------
     def tick(self) -> None:
         """Periodic housekeeping: thermal-silence check and diagnostics when a period has passed."""
         now = self._clock.now_ns()
-        self._update_degradation(now)
+        with self._switch_lock:
+            self._update_degradation(now)
         period = self.diagnostics_period_s
         if now > 0:
             due = (
@@ -572,8 +550,12 @@ class NodeCore:
     def statuses(self, now_ns: int | None = None) -> list[DiagnosticStatus]:
         """Diagnostic statuses for this period (starts the next period)."""
         now = self._clock.now_ns() if now_ns is None else now_ns
-        self._update_degradation(now)
-        facts = self._backend_facts
+        with self._switch_lock:
+            self._update_degradation(now)
+        facts = dict(self._backend_facts)
+        if self.fusion:
+            facts['ir_timeout_ms'] = f'{self._thermal.timeout_ms():.1f}'
+            facts['ir_timeout_source'] = self._thermal.timeout_source()
         hardware_id = (
             self.params['diagnostics.hardware_id'] or facts.get('device') or facts.get('backend', '')
         )
@@ -584,8 +566,8 @@ class NodeCore:
             streams=self.streams,
             mode=self.mode,
             backend_facts=facts,
-            degraded=self._degraded,
-            degraded_for_ms=(now - self._silent_since_ns) / NS_PER_MS if self._degraded else 0.0,
+            degraded=self._thermal.degraded,
+            degraded_for_ms=self._thermal.degraded_for_ms(now),
             enabled=bool(self.params['enable']),
             sync_pending=self._sync.pending() + (self._degraded_sync.pending() if self._degraded_sync else 0),
             hardware_id=str(hardware_id),
@@ -598,7 +580,7 @@ class NodeCore:
         now = self._clock.now_ns() if now_ns is None else now_ns
         self._last_diag_ns = now if now > 0 else None
         self._last_diag_mono = time.monotonic()
-        self._sink_call('publish_diagnostics', self.statuses(now), now)
+        self._output.sink_call('publish_diagnostics', self.statuses(now), now)
 
     # -- parameters -------------------------------------------------------------------------------------
     def check_parameters(self, changes: Mapping[str, Any]) -> tuple[bool, str]:
@@ -618,6 +600,8 @@ class NodeCore:
             self._sync.set_slop_ns(slop_ns)
             if self._degraded_sync is not None:
                 self._degraded_sync.set_slop_ns(slop_ns)
+        if new['ir_timeout_ms'] != old['ir_timeout_ms']:
+            self._thermal.set_parameter(new['ir_timeout_ms'])
         changed = sorted(k for k in changes if old.get(k) != new.get(k))
         if changed:
             self._log.info('parameters changed: ' + ', '.join(f'{k}={new[k]!r}' for k in changed))

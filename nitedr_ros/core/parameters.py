@@ -222,10 +222,11 @@ SCHEMA: tuple[ParamSpec, ...] = (
     _p(
         'ir_timeout_ms',
         'double',
-        500.0,
-        'nitedr mode: no current thermal frame (arrived, and stamped within this long) -> publish '
-        'derained RGB without fusion (diagnostics WARN) until it returns',
-        range=(1.0, 600000.0),
+        0.0,
+        'fusion modes: no current thermal frame (arrived, and stamped within this long) -> publish derained '
+        'RGB without fusion (diagnostics WARN) until it returns; 0 = automatic: 4 thermal periods as '
+        'measured, at least 500 ms (flat-field pauses)',
+        range=(0.0, 600000.0),
         dynamic=True,
     ),
     # synchronization

@@ -453,6 +453,17 @@ class Synchronizer:
                 return
         self._deliver()
 
+    def take_pending(self) -> list[tuple[str, int, Any]]:
+        """Remove and return every message still waiting for partners, as ``(topic, stamp, message)`` in
+        stamp order, without reporting them as drops: the caller hands them to another synchronizer (or
+        counts them). Stamp order per topic is kept, so they can be added to a fresh synchronizer."""
+        with self._lock:
+            held = [(t, stamp, m) for stamp, parts in self._search.drain() for t, m in parts]
+            for group in {id(g): g for g in self._group_of.values()}.values():
+                held.extend(group.drain())
+        held.sort(key=lambda item: item[1])
+        return held
+
     def flush(self) -> None:
         """End of input (bag end): emit every set that can still form, drop the rest as ``unmatched``."""
         out: list[list[_Item]] = []

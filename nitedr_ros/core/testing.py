@@ -216,22 +216,24 @@ class PassthroughPipeline:
         self.closed = False
         self._lock = threading.Lock()
 
-    def process(self, frames: dict[str, ImageFrame], *, fuse: bool = True) -> PassthroughResult:
+    def process(self, frames: dict[str, ImageFrame], *, fuse: bool = True,
+                outputs: Any = None) -> PassthroughResult:
         started = time.perf_counter()
         with self._lock:
             self.calls.append((tuple(frames), fuse))
+        wanted = OUTPUTS if outputs is None else tuple(outputs)
         if self.delay_s:
             time.sleep(self.delay_s)
         if self.fail_with is not None:
             raise self.fail_with
-        outputs = {}
-        for output in OUTPUTS:
+        results = {}
+        for output in wanted:
             source = OUTPUT_SOURCE[output]
             if source not in frames or (output == FUSED_OUTPUT and not (fuse and 'thermal' in frames)):
                 continue
-            outputs[output] = frames[source]
+            results[output] = frames[source]
         total = (time.perf_counter() - started) * 1000.0
-        return PassthroughResult(outputs, StageTimings(0.0, 0.0, 0.0, total))
+        return PassthroughResult(results, StageTimings(0.0, 0.0, 0.0, total))
 
     def describe(self) -> dict[str, str]:
         return {'backend': 'passthrough', 'model': 'none (outputs = inputs)'}

@@ -21,7 +21,7 @@ output, raises :class:`nitedr_ros.errors.FrameError` naming the stream; the call
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import cv2
@@ -124,25 +124,44 @@ class DerainPipeline:
                 raise ConfigError(f'{label} output {name!r} has shape {shape} for a {w}x{h} input; the '
                                   f'{role} role needs (1, 3, {h}, {w}) (an RGB image of the input size)')
 
-    def required_streams(self, fuse: bool = True) -> tuple[str, ...]:
-        """Streams ``process`` needs in this mode (without ``thermal`` when ``fuse`` is False)."""
-        return tuple(s for s in MODE_STREAMS[self.mode] if fuse or s != 'thermal')
+    def required_streams(self, fuse: bool = True, outputs: Collection[str] | None = None) -> tuple[str, ...]:
+        """Streams ``process`` needs in this mode (without ``thermal`` when ``fuse`` is False; only those of
+        the wanted ``outputs``)."""
+        rgb_side, stereo_side = self._sides(outputs)
+        needed = {'rgb'} if rgb_side else set()
+        if rgb_side and fuse:
+            needed.add('thermal')
+        if stereo_side:
+            needed.update(('left', 'right'))
+        return tuple(s for s in MODE_STREAMS[self.mode] if s in needed)
 
-    def process(self, frames: Mapping[str, ImageFrame], *, fuse: bool = True) -> PipelineResult:
-        """Derain (and fuse) one synchronized set of frames."""
-        for stream in self.required_streams(fuse):
+    def _sides(self, outputs: Collection[str] | None) -> tuple[bool, bool]:
+        """(run the RGB derain/fusion side, run the stereo side) for the wanted outputs."""
+        has_rgb = 'derain' in self.engines and self.mode != 'stereo'
+        has_stereo = self.mode in ('stereo', 'full')
+        if outputs is None:
+            return has_rgb, has_stereo
+        return (has_rgb and bool({'derained_rgb', 'fused'} & set(outputs)),
+                has_stereo and bool({'derained_left', 'derained_right'} & set(outputs)))
+
+    def process(self, frames: Mapping[str, ImageFrame], *, fuse: bool = True,
+                outputs: Collection[str] | None = None) -> PipelineResult:
+        """Derain (and fuse) one synchronized set of frames. ``outputs``: only these are wanted (the parts
+        of the mode that feed none of them are not run); None = all."""
+        rgb_side, stereo_side = self._sides(outputs)
+        for stream in self.required_streams(fuse, outputs):
             if frames.get(stream) is None:
                 hint = ' (pass fuse=False to derain without thermal)' if stream == 'thermal' else ''
                 raise FrameError(stream, f'missing: mode {self.mode} needs '
                                          f'{" and ".join(self.required_streams(fuse))}{hint}')
         clock = _Clock()
         timings = StageTimings()
-        outputs: dict[str, ImageFrame] = {}
-        if 'derain' in self.engines and self.mode != 'stereo':
-            outputs.update(self._derain_and_fuse(frames, fuse and 'fusion' in MODE_ROLES[self.mode], clock,
+        results: dict[str, ImageFrame] = {}
+        if rgb_side:
+            results.update(self._derain_and_fuse(frames, fuse and 'fusion' in MODE_ROLES[self.mode], clock,
                                                  timings))
-        if self.mode in ('stereo', 'full'):
-            outputs.update(self._stereo(frames, clock, timings))
+        if stereo_side:
+            results.update(self._stereo(frames, clock, timings))
         timings.preprocess_ms = clock.spent['pre']
         timings.postprocess_ms = clock.spent['post']
         timings.inference_ms = sum(timings.inference_by_role.values())
@@ -150,7 +169,7 @@ class DerainPipeline:
         timings.total_ms = clock.total_ms()
         for stage, value in timings.as_dict().items():
             self.windows[stage].add(value)
-        return PipelineResult(outputs, timings)
+        return PipelineResult(results, timings)
 
     def _run(self, role: str, feed: dict[str, np.ndarray], output_streams: tuple[str, ...],
              clock: _Clock, timings: StageTimings) -> list[np.ndarray]:
