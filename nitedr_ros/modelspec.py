@@ -85,6 +85,28 @@ NETWORKS: dict[str, NetworkSpec] = {
 }
 
 
+# The uint8-I/O variant of a network (``<name>.u8.onnx``; :mod:`nitedr_ros.networks.io_wrapper`): visible
+# inputs and outputs ``<name>_u8`` [1, H, W, 3] uint8, thermal ``infrared_u16`` [1, H, W] uint16 with its
+# ``infrared_range`` [2] float32 (low, high), and ``channel_order`` [3] int64 last.
+U8_SUFFIX = '_u8'
+THERMAL_INPUT = 'infrared_u16'
+THERMAL_RANGE = 'infrared_range'
+CHANNEL_ORDER = 'channel_order'
+
+
+def u8_input_names(spec: NetworkSpec) -> tuple[str, ...]:
+    """Input names of the uint8 variant of a network, in forward order."""
+    names: list[str] = []
+    for tensor in spec.inputs:
+        names += [THERMAL_INPUT, THERMAL_RANGE] if tensor.channels == 1 else [tensor.name + U8_SUFFIX]
+    return (*names, CHANNEL_ORDER)
+
+
+def u8_output_names(spec: NetworkSpec) -> tuple[str, ...]:
+    """Output names of the uint8 variant of a network."""
+    return tuple(t.name + U8_SUFFIX for t in spec.outputs)
+
+
 def networks_for_role(role: str) -> tuple[str, ...]:
     """Names of the networks that can fill a pipeline role."""
     return tuple(name for name, spec in NETWORKS.items() if spec.role == role)

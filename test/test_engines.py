@@ -248,7 +248,7 @@ def torch_model_and_onnx(tmp_path_factory):
 def test_onnxruntime_and_torch_agree_on_the_same_weights(torch_model_and_onnx):
     model, path = torch_model_and_onnx
     ort_engine = open_engine(path, EngineOptions('onnxruntime-cpu', threads=1))
-    torch_engine = open_engine(model, EngineOptions('torch-cpu', threads=1), network='cleannet')
+    torch_engine = open_engine(model, EngineOptions('torch-cpu', threads=1, io='float'), network='cleannet')
     assert torch_engine.backend == 'torch-cpu'
     x = np.random.default_rng(2).random((1, 3, 40, 56), dtype=np.float32)
     a = ort_engine.infer({'image': x})['derained']
@@ -322,7 +322,7 @@ def test_a_real_network_agrees_between_onnxruntime_at_its_default_level_and_torc
     spec = get_spec(network)
     ort_engine = open_engine(path, EngineOptions('onnxruntime-cpu', threads=1))
     assert ort_engine.describe()['graph_optimization'] == 'all'
-    torch_engine = open_engine(model, EngineOptions('torch-cpu', threads=1), network=network)
+    torch_engine = open_engine(model, EngineOptions('torch-cpu', threads=1, io='float'), network=network)
     rng = np.random.default_rng(4)
     feed = {t.name: rng.random((1, t.channels, 32, 40), dtype=np.float32) for t in spec.inputs}
     a = ort_engine.infer(feed)[spec.output_names[0]]

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConfigError
 from ..modelspec import CONFIGS, NETWORKS
 from .options import json_or_text, parse_pairs
 
@@ -21,7 +22,12 @@ def _key_values(pairs: list[str], option: str) -> dict[str, Any]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--network', required=True, choices=sorted(NETWORKS), help='network to train')
     parser.add_argument('--config', default='realtime', choices=CONFIGS, help='network configuration')
-    parser.add_argument('--data', action='append', required=True,
+    parser.add_argument('--mix', default='', metavar='SHARED_DATA',
+                        help='derain networks: train on the documented rain mix of this shared data folder '
+                             '(RoadScene-rain, the paired rain sets, renderer rain of every style; '
+                             'nitedr_ros/data/corpus.py) and validate on RoadScene-rain and the '
+                             'generalisation set')
+    parser.add_argument('--data', action='append', default=[],
                         help='dataset folder (repeatable; layouts: see nitedr_ros/data/layouts.py)')
     parser.add_argument('--layout', default='auto', help='dataset layout (default: detected)')
     parser.add_argument('--split', default='train', help='split folder inside datasets that have them')
@@ -52,6 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='linear warm-up steps (-1: min(200, steps/20))')
     parser.add_argument('--stop-at', type=int, default=0,
                         help='stop after this step of the --steps schedule (time-boxed; resume later)')
+    parser.add_argument('--time-budget', type=float, default=0.0, metavar='SECONDS',
+                        help='fit the run into this wall time: after the first steps are timed, --steps and '
+                             'the LR schedule shrink to what fits (a GPU lease, a CI slot)')
     parser.add_argument('--workers', type=int, default=0, help='patch loader processes (0: in process)')
     parser.add_argument('--threads', type=int, default=0, help='torch CPU threads (0: torch default)')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
@@ -67,8 +76,11 @@ def run(args: argparse.Namespace) -> int:
     from ..training.publish import require_derain_model
     from ..training.trainer import TrainOptions, train
 
+    if not args.data and not args.mix:
+        raise ConfigError('no training data: pass --data FOLDER (repeatable) or --mix SHARED_DATA')
+    eval_data = str(Path(args.mix) / 'roadscene-rain') if args.mix else (args.data[0] if args.data else None)
     if args.export_to:  # fail before training, not after it
-        require_derain_model(args.network, args.data[0] if args.val_fraction > 0 else None, args.derain_model)
+        require_derain_model(args.network, eval_data if args.val_fraction > 0 else None, args.derain_model)
 
     settings = _key_values(args.set, '--set')
     if args.lr is not None:
@@ -83,9 +95,9 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume, layout=args.layout, split=args.split, val_fraction=args.val_fraction,
         split_seed=args.split_seed, val_every=args.val_every, val_images=args.val_images,
         checkpoint_every=args.checkpoint_every, log_every=args.log_every, warmup=args.warmup,
-        stop_at=args.stop_at,
+        stop_at=args.stop_at, time_budget_s=args.time_budget,
         settings=settings, network_overrides=_key_values(args.network_option, '--network-option'),
-        cleannet=args.cleannet, synthetic_style=args.synthetic_style, workers=args.workers,
+        cleannet=args.cleannet, synthetic_style=args.synthetic_style, mix=args.mix, workers=args.workers,
         threads=args.threads, progress=not args.no_progress, force=args.force)
     result = train(options)
     if int(os.environ.get('RANK', '0')) != 0:  # torchrun: rank 0 reports and exports
@@ -101,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         checkpoint = result.best_checkpoint or result.last_checkpoint
         split_file = Path(result.out) / 'split.json'
         published = publish_checkpoint(
-            checkpoint, args.export_to, eval_data=args.data[0] if split_file.exists() else None,
+            checkpoint, args.export_to, eval_data=eval_data if split_file.exists() else None,
             split_file=str(split_file), eval_out=Path(result.out) / 'eval', derain_model=args.derain_model,
             force=args.force)
         print(f'exported {published.onnx} (+ {published.fp16}) with model card {published.card}')

@@ -39,6 +39,7 @@ class InferenceEngine(ABC):
     last_inference_ms: float = 0.0
     limits: ShapeLimits = ShapeLimits()
     selection_reason: str = ''
+    io: str = 'float'  # 'uint8': takes and returns the camera's bytes (modelspec.u8_input_names)
 
     @abstractmethod
     def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -11,6 +11,12 @@ Modes and the streams they need:
   in one call -> ``derained_rgb``, ``fused``, ``derained_left``, ``derained_right``. ``fuse=False``
   degrades as in ``nitedr`` (no thermal needed, no ``fused``).
 
+Engine I/O: a role whose engine has uint8 I/O (``engine.io == 'uint8'``: the ``.u8.onnx`` variant, the
+torch backend's wrapper) gets the camera's bytes and gives bytes back (:mod:`.bytes_io`; the conversions run
+inside the engine); a float engine gets float32 NCHW tensors made on the host (padded to its multiple and
+cropped back, :mod:`.geometry`). The two kinds mix freely (e.g. a uint8 derain engine feeding a float
+fusion engine).
+
 Timings: the engine call is split into ``inference_ms`` (the engine's own measurement) and ``transfer_ms``
 (the rest of the call: host<->device copies and staging); see :class:`StageTimings`.
 
@@ -29,7 +35,9 @@ import numpy as np
 
 from ..engines.base import InferenceEngine
 from ..errors import ConfigError, FrameError
+from ..modelspec import CHANNEL_ORDER, THERMAL_INPUT, THERMAL_RANGE
 from ..modes import MODE_ROLES, MODE_STREAMS, MODES
+from .bytes_io import RGB_ORDER, from_u8, thermal_u16, to_u8
 from .frames import ImageFrame, check_frame, from_rgb_chw, to_rgb_chw
 from .geometry import FitPlan, fit, plan_fit, unfit
 from .thermal import ThermalNormalizer
@@ -88,12 +96,17 @@ class DerainPipeline:
         self.thermal = thermal or ThermalNormalizer()
         self.windows = {stage: LatencyWindow(window_size) for stage in STAGES}
         self._io: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
-        if 'derain' in MODE_ROLES[mode]:
+        self.bytes_io = {role: getattr(engine, 'io', 'float') == 'uint8'
+                         for role, engine in self.engines.items()}
+        for role, engine in self.engines.items():
+            if self.bytes_io[role]:
+                self._io[role] = (tuple(engine.input_names), tuple(engine.output_names))
+        if 'derain' in MODE_ROLES[mode] and 'derain' not in self._io:
             self._io['derain'] = _single_io(self.engines['derain'], 'derain', ('image',), ('derained',))
-        if 'fusion' in MODE_ROLES[mode]:
+        if 'fusion' in MODE_ROLES[mode] and 'fusion' not in self._io:
             self._io['fusion'] = _single_io(self.engines['fusion'], 'fusion', ('visible', 'infrared'),
                                             ('fused',))
-        if 'stereo' in MODE_ROLES[mode]:
+        if 'stereo' in MODE_ROLES[mode] and 'stereo' not in self._io:
             self._io['stereo'] = _single_io(self.engines['stereo'], 'stereo', ('left', 'right'),
                                             ('left_derained', 'right_derained'))
         if check_outputs:
@@ -108,8 +121,13 @@ class DerainPipeline:
         inputs, outputs = self._io[role]
         plan = plan_fit(64, 64, engine.multiple_of, engine.limits)
         h, w = plan.padded_hw
-        channels = {name: 1 if name == 'infrared' else 3 for name in inputs}
-        feed = {name: np.full((1, channels[name], h, w), 0.5, np.float32) for name in inputs}
+        if self.bytes_io[role]:
+            feed = {name: _probe_bytes(name, h, w) for name in inputs}
+            expected = (1, h, w, 3)
+        else:
+            channels = {name: 1 if name == 'infrared' else 3 for name in inputs}
+            feed = {name: np.full((1, channels[name], h, w), 0.5, np.float32) for name in inputs}
+            expected = (1, 3, h, w)
         label = f'{role} model {model}' if model else f'{role} model'
         try:
             results = engine.infer(feed)
@@ -120,9 +138,9 @@ class DerainPipeline:
                 raise ConfigError(f'{label} has no output {name!r} (outputs: {", ".join(results)}); '
                                   f'the {role} role needs {", ".join(outputs)}')
             shape = tuple(np.shape(results[name]))
-            if shape != (1, 3, h, w):
+            if shape != expected:
                 raise ConfigError(f'{label} output {name!r} has shape {shape} for a {w}x{h} input; the '
-                                  f'{role} role needs (1, 3, {h}, {w}) (an RGB image of the input size)')
+                                  f'{role} role needs {expected} (an RGB image of the input size)')
 
     def required_streams(self, fuse: bool = True, outputs: Collection[str] | None = None) -> tuple[str, ...]:
         """Streams ``process`` needs in this mode (without ``thermal`` when ``fuse`` is False; only those of
@@ -181,7 +199,7 @@ class DerainPipeline:
         arrays = []
         for name, stream in zip(self._io[role][1], output_streams):
             array = results[name]
-            if not np.isfinite(array).all():
+            if array.dtype.kind == 'f' and not np.isfinite(array).all():
                 raise FrameError(stream, f'{role} model output contains NaN or Inf')
             arrays.append(array)
         clock.mark('post')
@@ -194,31 +212,59 @@ class DerainPipeline:
     def _derain_and_fuse(self, frames: Mapping[str, ImageFrame], fuse: bool, clock: _Clock,
                          timings: StageTimings) -> dict[str, ImageFrame]:
         rgb_frame = frames['rgb']
-        rgb = to_rgb_chw('rgb', rgb_frame)
-        hw = (rgb.shape[1], rgb.shape[2])
-        infrared = None
+        check_frame('rgb', rgb_frame)
+        hw = (rgb_frame.height, rgb_frame.width)
+        if self.bytes_io['derain']:
+            image, order = to_u8('rgb', rgb_frame)
+            (derained_u8,) = self._run_bytes('derain', [image], order, ('derained_rgb',), clock, timings)
+            outputs = {'derained_rgb': from_u8(derained_u8, rgb_frame)}
+            derained = _Derained(u8=derained_u8, order=order)
+        else:
+            rgb = to_rgb_chw('rgb', rgb_frame)
+            plan = self._plan('derain', hw)
+            (out,) = self._run('derain', {self._io['derain'][0][0]: fit(rgb, plan)}, ('derained_rgb',),
+                               clock, timings)
+            chw = unfit(out, plan)
+            np.clip(chw, 0.0, 1.0, out=chw)  # the fusion model's input contract
+            outputs = {'derained_rgb': from_rgb_chw(chw.copy(), rgb_frame)}
+            derained = _Derained(chw=chw)
         if fuse:
-            infrared = self.thermal('thermal', frames['thermal'])
-            if infrared.shape != hw:
-                infrared = cv2.resize(infrared, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR)
-        plan = self._plan('derain', hw)
-        (derained,) = self._run('derain', {self._io['derain'][0][0]: fit(rgb, plan)}, ('derained_rgb',),
-                                clock, timings)
-        derained_rgb = unfit(derained, plan)
-        fused_rgb = None
-        if fuse:
-            assert infrared is not None
-            np.clip(derained_rgb, 0.0, 1.0, out=derained_rgb)  # the fusion model's input contract
-            plan = self._plan('fusion', hw)
-            visible_name, infrared_name = self._io['fusion'][0]
-            feed = {visible_name: fit(derained_rgb, plan), infrared_name: fit(infrared[None], plan)}
-            (fused,) = self._run('fusion', feed, ('fused',), clock, timings)
-            fused_rgb = unfit(fused, plan)
-        outputs = {'derained_rgb': from_rgb_chw(derained_rgb, rgb_frame)}
-        if fused_rgb is not None:
-            outputs['fused'] = from_rgb_chw(fused_rgb, rgb_frame)
+            outputs['fused'] = self._fuse(derained, frames['thermal'], rgb_frame, hw, clock, timings)
         clock.mark('post')
         return outputs
+
+    def _fuse(self, derained: _Derained, thermal: ImageFrame, rgb_frame: ImageFrame, hw: tuple[int, int],
+              clock: _Clock, timings: StageTimings) -> ImageFrame:
+        if self.bytes_io['fusion']:
+            visible, order = derained.as_u8()
+            counts, value_range = thermal_u16(self.thermal, 'thermal', thermal, hw)
+            (fused,) = self._run_bytes('fusion', [visible, counts, value_range], order, ('fused',), clock,
+                                       timings)
+            return from_u8(fused, rgb_frame)
+        infrared = self.thermal('thermal', thermal)
+        if infrared.shape != hw:
+            infrared = cv2.resize(infrared, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR)
+        plan = self._plan('fusion', hw)
+        visible_name, infrared_name = self._io['fusion'][0]
+        feed = {visible_name: fit(derained.as_chw(), plan), infrared_name: fit(infrared[None], plan)}
+        (fused,) = self._run('fusion', feed, ('fused',), clock, timings)
+        return from_rgb_chw(unfit(fused, plan), rgb_frame)
+
+    def _run_bytes(self, role: str, images: list[np.ndarray], order: np.ndarray,
+                   output_streams: tuple[str, ...], clock: _Clock, timings: StageTimings) -> list[np.ndarray]:
+        """Run a uint8-I/O engine: ``images`` in its input order, then the channel order; engine limits
+        beyond the graph's own padding (a TensorRT profile) are met by resizing on the host."""
+        engine = self.engines[role]
+        height, width = images[0].shape[1:3]
+        plan = plan_fit(height, width, 1, engine.limits)
+        if plan.scaled_hw != (height, width) or plan.padded_hw != plan.scaled_hw:
+            images = [_resize_bytes(im, plan.padded_hw) if im.ndim >= 3 else im for im in images]
+        names = self._io[role][0]
+        feed = dict(zip(names, [*images, order]))
+        arrays = self._run(role, feed, output_streams, clock, timings)
+        if plan.scaled_hw != (height, width) or plan.padded_hw != plan.scaled_hw:
+            arrays = [_resize_bytes(a, (height, width)) for a in arrays]
+        return arrays
 
     def _stereo(self, frames: Mapping[str, ImageFrame], clock: _Clock,
                 timings: StageTimings) -> dict[str, ImageFrame]:
@@ -228,6 +274,19 @@ class DerainPipeline:
         if left_frame.data.shape[:2] != right_frame.data.shape[:2]:
             (lh, lw), (rh, rw) = left_frame.data.shape[:2], right_frame.data.shape[:2]
             raise FrameError('right', f'size {rw}x{rh} differs from left {lw}x{lh}; stereo views must match')
+        if self.bytes_io['stereo']:
+            left, order = to_u8('left', left_frame)
+            right, right_order = to_u8('right', right_frame)
+            if not np.array_equal(order, right_order):
+                right = np.ascontiguousarray(right[..., ::-1])
+            left_out, right_out = self._run_bytes('stereo', [left, right], order,
+                                                  ('derained_left', 'derained_right'), clock, timings)
+            if not np.array_equal(order, right_order):
+                right_out = np.ascontiguousarray(right_out[..., ::-1])
+            outputs = {'derained_left': from_u8(left_out, left_frame),
+                       'derained_right': from_u8(right_out, right_frame)}
+            clock.mark('post')
+            return outputs
         left = to_rgb_chw('left', left_frame)
         right = to_rgb_chw('right', right_frame)
         plan = self._plan('stereo', (left.shape[1], left.shape[2]))
@@ -256,3 +315,42 @@ class DerainPipeline:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass
+class _Derained:
+    """The derained RGB handed to the fusion: bytes from a uint8 engine or a float tensor."""
+
+    u8: np.ndarray | None = None      # (1, H, W, 3) in ``order``
+    order: np.ndarray | None = None
+    chw: np.ndarray | None = None     # (3, H, W) float RGB in [0, 1]
+
+    def as_u8(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.u8 is not None:
+            return self.u8, self.order
+        rgb = np.clip(np.rint(self.chw * np.float32(255.0)), 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(rgb.transpose(1, 2, 0))[None], RGB_ORDER
+
+    def as_chw(self) -> np.ndarray:
+        if self.chw is not None:
+            return self.chw
+        rgb = self.u8[0][..., self.order]  # the order is its own inverse (identity or R<->B)
+        return rgb.transpose(2, 0, 1).astype(np.float32) * np.float32(1.0 / 255.0)
+
+
+def _resize_bytes(array: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """Resize a ``(1, H, W[, C])`` uint8/uint16 array (engine limits on a uint8-I/O engine)."""
+    image = array[0]
+    resized = cv2.resize(image, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR)
+    return resized.reshape((1, *hw, *image.shape[2:]))
+
+
+def _probe_bytes(name: str, height: int, width: int) -> np.ndarray:
+    """A probe input of a uint8-I/O engine."""
+    if name == THERMAL_INPUT:
+        return np.full((1, height, width), 1000, np.uint16)
+    if name == THERMAL_RANGE:
+        return np.array([0.0, 2000.0], np.float32)
+    if name == CHANNEL_ORDER:
+        return RGB_ORDER.copy()
+    return np.full((1, height, width, 3), 128, np.uint8)

@@ -4,7 +4,8 @@ Visible streams become float32 ``(3, H, W)`` RGB in [0, 1]: 8-bit values are div
 by 65535; mono images are replicated to three channels (a derainer on mono input runs on grey RGB) and
 come back as mono (ITU-R BT.601 luma of the output). ``8UC1`` is an alias of ``mono8``, ``16UC1`` of
 ``mono16`` (on the thermal stream both are raw counts, see :mod:`.thermal`), ``8UC3`` is read as BGR, the
-OpenCV order. RGBA/BGRA outputs keep the input's alpha channel.
+OpenCV order. RGBA/BGRA outputs keep the input's alpha channel. ``32FC1`` (radiometric thermal cameras:
+temperatures or counts as float32) is accepted on the thermal stream only.
 """
 
 from __future__ import annotations
@@ -41,10 +42,11 @@ class Encoding:
     dtype: np.dtype
     channels: int
     order: str  # rgb | bgr | rgba | bgra | mono
+    thermal_only: bool = False  # a measurement (float temperatures), not an image to derain
 
     @property
     def max_value(self) -> float:
-        return float(np.iinfo(self.dtype).max)
+        return float(np.iinfo(self.dtype).max) if self.dtype.kind in 'ui' else 1.0
 
 
 ENCODINGS: dict[str, Encoding] = {
@@ -60,6 +62,7 @@ ENCODINGS: dict[str, Encoding] = {
         Encoding('8UC3', np.dtype(np.uint8), 3, 'bgr'),
         Encoding('rgb16', np.dtype(np.uint16), 3, 'rgb'),
         Encoding('bgr16', np.dtype(np.uint16), 3, 'bgr'),
+        Encoding('32FC1', np.dtype(np.float32), 1, 'mono', thermal_only=True),
     )
 }
 
@@ -87,6 +90,9 @@ def check_frame(stream: str, frame: object) -> Encoding:
                                  f'image has {channels} (shape {data.shape})')
     if data.dtype != spec.dtype:
         raise FrameError(stream, f'encoding {encoding} needs {spec.dtype} pixels, image has {data.dtype}')
+    if spec.thermal_only and stream != 'thermal':
+        raise FrameError(stream, f'{encoding} is a thermal measurement encoding; the {stream} stream needs '
+                                 'an image encoding (rgb8, bgr8, mono8, ...)')
     return spec
 
 

@@ -22,16 +22,18 @@ Kinds of items (all float32 tensors in [0, 1], CHW):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 import torch
 
 from ..data.augment import dihedral, random_crop, random_stereo_flip
+from ..data.corpus import MixSource, photometric_jitter
 from ..data.imageio import DatasetError
 from ..data.layouts import ImageSet
 from ..data.rain_renderer import NightRainRenderer, road_disparity, warp_left_to_right
+from ..data.rain_styles import STYLES, render_style
 from ..modes import ROLES
 
 KINDS = ROLES  # patches for a network of each pipeline role
@@ -94,9 +96,16 @@ class PatchDataset(torch.utils.data.Dataset):
     LENGTH = 2 ** 31 - 1
 
     def __init__(self, sets: Sequence[ImageSet], kind: str, settings: PatchSettings,
-                 renderer: NightRainRenderer | None = None) -> None:
+                 renderer: NightRainRenderer | None = None, mix: Sequence[MixSource] | None = None) -> None:
         if kind not in KINDS:
             raise ValueError(f'unknown patch kind {kind!r}; choose one of {", ".join(KINDS)}')
+        self.mix = tuple(mix or ())
+        if self.mix:
+            if kind != 'derain':
+                raise ValueError('a training mix is for derain networks')
+            sets = [source.images for source in self.mix]
+            weights = np.array([source.weight for source in self.mix], np.float64)
+            self._mix_cumulative = np.cumsum(weights / weights.sum())
         roles = {'derain': ('rainy', 'clean'), 'fusion': ('rainy', 'clean', 'infrared'),
                  'stereo': ('clean', 'clean_right')}[kind]
         self.kind = kind
@@ -115,6 +124,8 @@ class PatchDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.settings.seed, int(index)])
+        if self.mix:
+            return self._mixed(rng)
         sample = self.cache.get(int(rng.integers(0, len(self.cache))))
         if self.kind == 'stereo':
             return self._stereo(sample, rng)
@@ -137,6 +148,35 @@ class PatchDataset(torch.utils.data.Dataset):
             rainy, clean = self._render(clean, rng)
         else:
             rainy = _float(crop['rainy'])
+        if s.augment:
+            k = int(rng.integers(0, 8))
+            rainy, clean = dihedral(rainy, k), dihedral(clean, k)
+        item = {'rainy': _chw(rainy), 'clean': _chw(clean)}
+        if s.negatives:
+            item.update(self._negatives(rainy, clean, rng))
+        return item
+
+    def _mixed(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        """A sample of the training mix: a source by its weight, an image of it, then its pair or
+        rendered rain of one of its styles; the same photometric jitter on input and target."""
+        s = self.settings
+        k = int(np.searchsorted(self._mix_cumulative, rng.random(), side='right'))
+        source = self.mix[min(k, len(self.mix) - 1)]
+        offset = sum(len(m.images) for m in self.mix[:k])
+        sample = self.cache.get(offset + int(rng.integers(0, len(source.images))))
+        if source.render:
+            # render on a crop twice the patch (streak lengths are relative to it), then crop the patch
+            wide = random_crop({'clean': sample['clean']}, 2 * s.patch, rng)['clean']
+            clean = photometric_jitter({'clean': _float(wide)}, rng)['clean']
+            style = STYLES[source.styles[int(rng.integers(0, len(source.styles)))]]
+            if source.night:
+                style = replace(style, night=1.0)
+            rendered = render_style(clean, rng, style)
+            pair = random_crop({'rainy': rendered.rainy, 'clean': rendered.clean}, s.patch, rng)
+        else:
+            crop = random_crop(sample, s.patch, rng)
+            pair = photometric_jitter({'rainy': _float(crop['rainy']), 'clean': _float(crop['clean'])}, rng)
+        rainy, clean = pair['rainy'], pair['clean']
         if s.augment:
             k = int(rng.integers(0, 8))
             rainy, clean = dihedral(rainy, k), dihedral(clean, k)

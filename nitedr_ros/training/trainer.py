@@ -81,10 +81,12 @@ class TrainOptions:
     log_every: int = 10
     warmup: int = -1                # -1: min(200, steps // 20)
     stop_at: int = 0                # > 0: stop after this step (time-boxed runs; resume later)
+    time_budget_s: float = 0.0      # > 0: fit the run (and its LR schedule) into this many seconds
     settings: dict[str, Any] = field(default_factory=dict)           # recipe overrides (lr, weights ...)
     network_overrides: dict[str, Any] = field(default_factory=dict)  # build_network keyword overrides
     cleannet: str | None = None     # fusionnet: frozen stage-1 checkpoint
     synthetic_style: str = 'mixed'
+    mix: str = ''                   # derain: train on the documented mix of this shared data folder
     workers: int = 0
     threads: int = 0
     progress: bool = True
@@ -122,16 +124,23 @@ def _distributed() -> tuple[int, int, int]:
     return int(os.environ.get('RANK', '0')), world, int(os.environ.get('LOCAL_RANK', '0'))
 
 
-def _cosine_lambda(steps: int, warmup: int, base_lr: float, eta_min: float):
-    floor = eta_min / base_lr if base_lr > 0 else 0.0
+class _CosineSchedule:
+    """Linear warm-up, then cosine decay to ``eta_min`` at ``total`` steps (``total`` may be lowered once
+    early by a time budget)."""
 
-    def factor(step: int) -> float:
-        if warmup > 0 and step < warmup:
-            return (step + 1) / warmup
-        progress = min(1.0, (step - warmup) / max(1, steps - warmup))
-        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    def __init__(self, total: int, warmup: int, base_lr: float, eta_min: float) -> None:
+        self.total, self.warmup = total, warmup
+        self.floor = eta_min / base_lr if base_lr > 0 else 0.0
 
-    return factor
+    def __call__(self, step: int) -> float:
+        if self.warmup > 0 and step < self.warmup:
+            return (step + 1) / self.warmup
+        progress = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
+        return self.floor + (1.0 - self.floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+BUDGET_PROBE_STEPS = 60  # steps timed before a time budget fixes the number of steps
+BUDGET_RESERVE = 0.12    # share of the budget kept for validation, checkpoints and the last export
 
 
 class Trainer:
@@ -151,6 +160,7 @@ class Trainer:
         self.out = Path(options.out)
         self.ckpt_dir = self.out / 'checkpoints'
         self.metric_name = 'val_loss' if self.recipe['kind'] == 'fusion' else 'val_psnr_y'
+        self.mix: list = []
         self.higher_is_better = self.metric_name != 'val_loss'
 
     # ------------------------------------------------------------ setup
@@ -165,8 +175,17 @@ class Trainer:
         return torch.device('cpu')
 
     def _datasets(self) -> tuple[list[ImageSet], list[ImageSet], dict[str, Split]]:
+        if self.options.mix:
+            if self.recipe['kind'] != 'derain':
+                raise ConfigError(f'--mix is the derain training mix; {self.options.network} is a '
+                                  f'{self.recipe["kind"]} network')
+            from ..data.corpus import roadscene_split, training_mix
+
+            self.mix = training_mix(self.options.mix)
+            roadscene, split = roadscene_split(Path(self.options.mix))
+            return [], [roadscene.subset(split.val)], {'roadscene-rain': split}
         if not self.options.data:
-            raise ConfigError('no training data: pass --data FOLDER (repeatable)')
+            raise ConfigError('no training data: pass --data FOLDER (repeatable) or --mix SHARED_DATA')
         train_sets, val_sets, splits = [], [], {}
         for path in self.options.data:
             data = open_dataset(path, self.options.layout, self.options.split)
@@ -224,12 +243,14 @@ class Trainer:
         objective = self._build()
         optimizer = self._optimizer(objective)
         warmup = o.warmup if o.warmup >= 0 else min(200, o.steps // 20)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, _cosine_lambda(o.steps, warmup, self.recipe['lr'], self.recipe['eta_min']))
+        schedule = _CosineSchedule(o.steps, warmup, self.recipe['lr'], self.recipe['eta_min'])
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         use_amp = bool(o.amp and self.device.type == 'cuda')
         if o.amp and not use_amp and self.rank == 0:
             log.warning('--amp ignored: mixed precision is used only on CUDA')
-        scaler = torch.amp.GradScaler('cuda', enabled=use_amp)
+        # bf16 where the GPU has it (no loss scaling, no fp16 overflow); else fp16 with a gradient scaler
+        amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+        scaler = torch.amp.GradScaler('cuda', enabled=use_amp and amp_dtype == torch.float16)
 
         start, best, elapsed = 0, None, 0.0
         if o.resume:
@@ -246,7 +267,7 @@ class Trainer:
 
         patches = PatchDataset(train_sets, self.recipe['kind'], PatchSettings(
             patch=o.patch, seed=o.seed, synthetic=float(self.recipe['synthetic']),
-            synthetic_style=o.synthetic_style, negatives=int(self.recipe.get('negatives', 0))))
+            synthetic_style=o.synthetic_style, negatives=int(self.recipe.get('negatives', 0))), mix=self.mix)
         validation = _Validation(self, val_sets, objective) if self.rank == 0 and val_sets else None
         if self.rank == 0:
             self._write_json('options.json', asdict(o) | {'recipe': self.recipe, 'world_size': self.world,
@@ -263,11 +284,14 @@ class Trainer:
         run_start = time.perf_counter() - elapsed
         bar = self._progress(start)
         batches = self._batches(patches, start, end)
+        budget_start = time.perf_counter()
         try:
             for step in range(start, end):
+                if step >= end:  # a time budget shortened the run
+                    break
                 tick = time.perf_counter()
                 batch = {k: v.to(self.device, non_blocking=True) for k, v in next(batches).items()}
-                with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=use_amp):
+                with torch.autocast(device_type=self.device.type, dtype=amp_dtype, enabled=use_amp):
                     terms = model(batch)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(terms['total']).backward()
@@ -285,6 +309,14 @@ class Trainer:
                 if not math.isfinite(last_losses['total']):
                     raise ConfigError(f'training diverged at step {step + 1}: loss {last_losses["total"]}')
                 done = step + 1
+                if o.time_budget_s > 0 and not o.resume and done == start + BUDGET_PROBE_STEPS:
+                    per_step = (time.perf_counter() - budget_start) / BUDGET_PROBE_STEPS
+                    left = o.time_budget_s * (1.0 - BUDGET_RESERVE) - (time.perf_counter() - budget_start)
+                    end = min(end, done + max(1, int(left / per_step)))
+                    schedule.total = end
+                    if bar is not None:
+                        bar.total = end
+                    log.info('time budget %.0f s at %.3f s/step: %d steps', o.time_budget_s, per_step, end)
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f'{last_losses["total"]:.4f}')
@@ -526,7 +558,16 @@ class _Validation:
                                      synthetic=1.0, synthetic_style='night', augment=False)
             patches = PatchDataset(sets, 'stereo' if self.kind == 'stereo' else 'derain', settings)
             self.synthetic = [patches[i] for i in range(len(self.items))]
-        self.input_psnr: float | None = None
+        self.input_psnr: dict[str, float] = {}
+        # with the training mix: the generalisation validation too (held-back pairs, held-out styles)
+        self.general: list = []
+        if trainer.mix:
+            from ..data.corpus import generalisation_pairs
+
+            pairs = generalisation_pairs(trainer.options.mix)
+            if limit:
+                pairs = pairs[:limit]
+            self.general = [pair.load() for pair in pairs]  # rendered once: the same pairs every time
 
     @torch.no_grad()
     def run(self) -> dict[str, float]:
@@ -536,18 +577,30 @@ class _Validation:
             return self._synthetic(device)
         if self.kind == 'fusion':
             return self._fusion(device)
-        scores, inputs = [], []
-        for image_set, i in self.items:
-            images = image_set.load(i, ('rainy', 'clean'))
-            rainy = _to_tensor(images['rainy'], device)
-            padded, h, w = pad_to_multiple(rainy, self.multiple)
-            derained = self.objective.predict({'rainy': padded})['derained'][..., :h, :w]
-            scores.append(psnr(rgb_to_y(_to_image(derained)), rgb_to_y(images['clean'])))
-            if self.input_psnr is None:
-                inputs.append(psnr(rgb_to_y(images['rainy']), rgb_to_y(images['clean'])))
-        if self.input_psnr is None:
-            self.input_psnr = float(np.mean(inputs))
-        return {'val_psnr_y': float(np.mean(scores)), 'input_psnr_y': self.input_psnr}
+        groups = {'roadscene': [lambda s=s, i=i: _pair(s, i) for s, i in self.items]}
+        if self.general:
+            groups['general'] = [lambda pair=pair: pair for pair in self.general]
+        metrics: dict[str, float] = {}
+        for group, loaders in groups.items():
+            scores, inputs = [], []
+            for load in loaders:
+                rainy_u8, clean_u8 = load()
+                padded, h, w = pad_to_multiple(_to_tensor(rainy_u8, device), self.multiple)
+                derained = self.objective.predict({'rainy': padded})['derained'][..., :h, :w]
+                scores.append(psnr(rgb_to_y(_to_image(derained)), rgb_to_y(clean_u8)))
+                if group not in self.input_psnr:
+                    inputs.append(psnr(rgb_to_y(rainy_u8), rgb_to_y(clean_u8)))
+            if group not in self.input_psnr:
+                self.input_psnr[group] = float(np.mean(inputs))
+            metrics[f'val_{group}_psnr_y'] = float(np.mean(scores))
+            metrics[f'input_{group}_psnr_y'] = self.input_psnr[group]
+        if len(groups) == 1:
+            return {'val_psnr_y': metrics['val_roadscene_psnr_y'],
+                    'input_psnr_y': metrics['input_roadscene_psnr_y']}
+        # both matter: the best checkpoint has the best mean of the two validations
+        metrics['val_psnr_y'] = float(np.mean([metrics[f'val_{g}_psnr_y'] for g in groups]))
+        metrics['input_psnr_y'] = float(np.mean([metrics[f'input_{g}_psnr_y'] for g in groups]))
+        return metrics
 
     def _synthetic(self, device: torch.device) -> dict[str, float]:
         scores, inputs = [], []
@@ -571,6 +624,11 @@ class _Validation:
             padded = {k: pad_to_multiple(v, 8)[0] for k, v in batch.items()}
             totals.append(float(self.objective(padded)['total']))
         return {'val_loss': float(np.mean(totals))}
+
+
+def _pair(image_set: ImageSet, index: int) -> tuple[np.ndarray, np.ndarray]:
+    images = image_set.load(index, ('rainy', 'clean'))
+    return images['rainy'], images['clean']
 
 
 def train(options: TrainOptions) -> TrainResult:
