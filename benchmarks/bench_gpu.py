@@ -177,7 +177,8 @@ def run_case(kind: str, name: str, config: str, size: str, variant_name: str, ar
                 elif input_name == 'infrared_range':
                     feed[input_name] = np.array([2000.0, 4000.0], np.float32)
                 elif input_name == 'infrared_u16':
-                    feed[input_name] = rng.integers(2000, 4000, (1, height, width), dtype=np.uint16)
+                    counts = rng.integers(2000, 4000, (1, height, width), dtype=np.uint16).astype('<u2')
+                    feed[input_name] = counts.view(np.uint8).reshape(1, height, width, 2)
                 else:
                     feed[input_name] = rng.integers(0, 256, (1, height, width, 3), dtype=np.uint8)
             results = []

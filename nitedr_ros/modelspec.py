@@ -86,8 +86,9 @@ NETWORKS: dict[str, NetworkSpec] = {
 
 
 # The uint8-I/O variant of a network (``<name>.u8.onnx``; :mod:`nitedr_ros.networks.io_wrapper`): visible
-# inputs and outputs ``<name>_u8`` [1, H, W, 3] uint8, thermal ``infrared_u16`` [1, H, W] uint16 with its
-# ``infrared_range`` [2] float32 (low, high), and ``channel_order`` [3] int64 last.
+# inputs and outputs ``<name>_u8`` [1, H, W, 3] uint8, thermal ``infrared_u16`` [1, H, W, 2] uint8 (the
+# little-endian bytes of the 16-bit counts: TensorRT has no uint16) with its ``infrared_range`` [2] float32
+# (low, high), and ``channel_order`` [3] int64 last.
 U8_SUFFIX = '_u8'
 THERMAL_INPUT = 'infrared_u16'
 THERMAL_RANGE = 'infrared_range'

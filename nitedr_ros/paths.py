@@ -50,13 +50,18 @@ def config_dir() -> Path:
 
 
 def resolve_model(path: str | os.PathLike[str]) -> Path:
-    """Resolve a model path: absolute or relative to the working dir, else a name inside ``models_dir()``."""
+    """Resolve a model path: absolute or relative to the working dir, else a name inside ``models_dir()``.
+
+    A model is also found when only other variants of it exist (``x.onnx`` names ``x.u8.onnx``,
+    ``x.u8.fp16.onnx`` ...; :mod:`nitedr_ros.engines.variants` picks the file): then the path of the name
+    is returned as given, in the folder where its variants are.
+    """
+    from .engines.variants import existing_variants
+
     candidate = Path(path).expanduser()
-    if candidate.is_file():
-        return candidate
-    shipped = models_dir() / candidate
-    if shipped.is_file():
-        return shipped
+    for place in (candidate, models_dir() / candidate):
+        if place.is_file() or (place.suffix == '.onnx' and existing_variants(place)):
+            return place
     raise ConfigError(f'model file not found: {path} (looked in {Path.cwd()} and {models_dir()})')
 
 

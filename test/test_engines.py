@@ -14,7 +14,8 @@ from nitedr_ros.engines import cuda as cuda_module
 from nitedr_ros.engines import open_engine, selection, tiny_models
 from nitedr_ros.engines.cuda import CudaProbe
 from nitedr_ros.engines.options import EngineOptions
-from nitedr_ros.engines.tensorrt_engine import TensorRTEngine, onnx_for_precision, prepare_engine
+from nitedr_ros.engines.tensorrt_engine import TensorRTEngine, prepare_engine
+from nitedr_ros.engines.variants import Variant, choose_variant
 from nitedr_ros.errors import BackendUnavailableError, ConfigError
 
 NO_DEVICE = CudaProbe(0, 'cudaGetDeviceCount returned cudaErrorInsufficientDriver')
@@ -185,18 +186,29 @@ def test_cuda_python_calls_fail_as_clear_errors_without_a_driver():
             call(*args)
 
 
-def test_onnx_for_precision(tmp_path):
+def test_the_variant_of_a_model_follows_precision_and_io(tmp_path):
     fp32 = tmp_path / 'cleannet_realtime.onnx'
     fp16 = tmp_path / 'cleannet_realtime.fp16.onnx'
     fp32.write_bytes(b'32')
-    assert onnx_for_precision(fp32, 'fp32') == (fp32, 'fp32', '')
-    path, used, note = onnx_for_precision(fp32, 'fp16')
-    assert (path, used) == (fp32, 'fp32') and 'cleannet_realtime.fp16.onnx not found' in note
+    assert choose_variant(fp32, 'fp32') == Variant(fp32, 'float', 'fp32')
+    chosen = choose_variant(fp32, 'fp16')
+    assert (chosen.path, chosen.precision) == (fp32, 'fp32') and 'cleannet_realtime.fp16.onnx not found' in chosen.note
     fp16.write_bytes(b'16')
-    assert onnx_for_precision(fp32, 'fp16') == (fp16, 'fp16', '')
-    assert onnx_for_precision(fp16, 'fp32') == (fp32, 'fp32', '')
+    assert choose_variant(fp32, 'fp16') == Variant(fp16, 'float', 'fp16')
+    assert choose_variant(fp16, 'fp32').path == fp16  # a path naming a variant is opened as it is
+    u8 = tmp_path / 'cleannet_realtime.u8.onnx'
+    u8_16 = tmp_path / 'cleannet_realtime.u8.fp16.onnx'
+    u8.write_bytes(b'u8')
+    u8_16.write_bytes(b'u8-16')
+    assert choose_variant(fp32, 'fp32') == Variant(u8, 'uint8', 'fp32')  # auto: the uint8 I/O variant
+    assert choose_variant(fp32, 'fp16') == Variant(u8_16, 'uint8', 'fp16')
+    assert choose_variant(fp32, 'fp16', 'float') == Variant(fp16, 'float', 'fp16')
+    fp32.unlink()
+    fp16.unlink()
+    with pytest.raises(ConfigError, match='no float I/O variant'):
+        choose_variant(fp32, 'fp32', 'float')
     with pytest.raises(ConfigError):
-        onnx_for_precision(tmp_path / 'x.onnx', 'fp32')
+        choose_variant(tmp_path / 'x.onnx', 'fp32')
 
 
 def test_identity_engine():

@@ -42,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--cleannet', help='fusionnet: frozen stage-1 CleanNet checkpoint')
     parser.add_argument('--synthetic-style', default='mixed', choices=('day', 'night', 'mixed'),
                         help='style of rendered rain for samples that get synthetic rain')
+    parser.add_argument('--init', help='start from the weights of this checkpoint (fresh optimiser and '
+                                       'schedule; e.g. continue a GPU run on the CPU with another budget)')
     parser.add_argument('--resume', help='continue exactly from a checkpoint (checkpoints/last.pt)')
     parser.add_argument('--out', help='run folder (default runs/<network>_<config>)')
     parser.add_argument('--seed', type=int, default=0, help='seed of initialisation and patches')
@@ -97,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every, log_every=args.log_every, warmup=args.warmup,
         stop_at=args.stop_at, time_budget_s=args.time_budget,
         settings=settings, network_overrides=_key_values(args.network_option, '--network-option'),
-        cleannet=args.cleannet, synthetic_style=args.synthetic_style, mix=args.mix, workers=args.workers,
+        cleannet=args.cleannet, init=args.init, synthetic_style=args.synthetic_style, mix=args.mix,
+        workers=args.workers,
         threads=args.threads, progress=not args.no_progress, force=args.force)
     result = train(options)
     if int(os.environ.get('RANK', '0')) != 0:  # torchrun: rank 0 reports and exports

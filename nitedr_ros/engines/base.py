@@ -105,6 +105,27 @@ def check_inputs(inputs: Mapping[str, np.ndarray], names: tuple[str, ...]) -> di
     return checked
 
 
+def checked_inputs(inputs: Mapping[str, np.ndarray], names: tuple[str, ...],
+                   dtypes: Mapping[str, np.dtype]) -> dict[str, np.ndarray]:
+    """Every named input present, C-contiguous, in the engine's element type: float inputs through
+    :func:`check_inputs` (4-D, float32), the integer inputs of uint8-I/O models as given (dtype checked)."""
+    from ..modelspec import THERMAL_RANGE
+
+    floats = tuple(n for n in names if np.dtype(dtypes[n]).kind == 'f' and n != THERMAL_RANGE)
+    checked = check_inputs({n: inputs[n] for n in floats if n in inputs}, floats)
+    for name in names:
+        if name in checked:
+            continue
+        if name not in inputs:
+            raise ConfigError(f'engine input {name} missing (engine expects {", ".join(names)})')
+        want = np.dtype(dtypes[name])
+        array = np.asarray(inputs[name])
+        if array.dtype != want and not (want.kind == 'f' and array.dtype.kind == 'f'):
+            raise ConfigError(f'engine input {name} must be {want}, got {array.dtype}')
+        checked[name] = np.ascontiguousarray(array, dtype=want)
+    return checked
+
+
 def model_label(path: object) -> str:
     """Short name of a model for logs."""
     from pathlib import Path

@@ -21,10 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BackendUnavailableError, ConfigError
-from .base import InferenceEngine, ShapeLimits, check_inputs
+from .base import InferenceEngine, ShapeLimits, checked_inputs
 from .cuda import probe_cuda
 from .options import EngineOptions
 
+_ORT_TYPES = {'tensor(float)': np.float32, 'tensor(float16)': np.float32, 'tensor(uint8)': np.uint8,
+              'tensor(uint16)': np.uint16, 'tensor(int64)': np.int64, 'tensor(int32)': np.int32}
 PROVIDERS: dict[str, str] = {
     'onnxruntime-tensorrt': 'TensorrtExecutionProvider',
     'onnxruntime-cuda': 'CUDAExecutionProvider',
@@ -96,9 +98,13 @@ class OnnxRuntimeEngine(InferenceEngine):
         self.metadata = dict(self._session.get_modelmeta().custom_metadata_map)
         # An fp16 model may declare float16 I/O; the engine interface stays float32 either way.
         self._half_inputs = {a.name for a in self._session.get_inputs() if a.type == 'tensor(float16)'}
+        self._dtypes = {a.name: np.dtype(_ORT_TYPES.get(a.type, np.float32))
+                        for a in self._session.get_inputs()}
+        self.io = 'uint8' if self._dtypes[self.input_names[0]] == np.uint8 else 'float'
         first = self._session.get_inputs()[0].shape
-        if len(first) == 4 and isinstance(first[2], int) and isinstance(first[3], int):
-            self.limits = ShapeLimits(fixed=(first[2], first[3]))
+        h_axis, w_axis = (1, 2) if self.io == 'uint8' else (2, 3)
+        if len(first) == 4 and isinstance(first[h_axis], int) and isinstance(first[w_axis], int):
+            self.limits = ShapeLimits(fixed=(first[h_axis], first[w_axis]))
 
     @staticmethod
     def _providers(provider: str, options: EngineOptions, model_path: Path) -> list:
@@ -133,13 +139,13 @@ class OnnxRuntimeEngine(InferenceEngine):
         return [('TensorrtExecutionProvider', trt), cuda, 'CPUExecutionProvider']
 
     def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        feed = check_inputs(inputs, self.input_names)
+        feed = checked_inputs(inputs, self.input_names, self._dtypes)
         for name in self._half_inputs:
             feed[name] = feed[name].astype(np.float16)
         started = time.perf_counter()
         results = self._session.run(list(self.output_names), feed)
         self.last_inference_ms = (time.perf_counter() - started) * 1000.0
-        return {name: r if r.dtype == np.float32 else r.astype(np.float32)
+        return {name: r if r.dtype == np.float32 or r.dtype.kind != 'f' else r.astype(np.float32)
                 for name, r in zip(self.output_names, results)}
 
     def describe(self) -> dict[str, str]:

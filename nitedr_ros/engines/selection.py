@@ -100,14 +100,14 @@ def _open_tensorrt(model: Any, options: EngineOptions, network: str | None, conf
 
 def _open_ort_at(path: Path, backend: str, options: EngineOptions) -> InferenceEngine:
     from .onnxruntime_engine import OnnxRuntimeEngine
-    from .tensorrt_engine import onnx_for_precision
+    from .variants import choose_variant
 
     # The CPU runs the fp32 file; the GPU providers run the file of the precision (fp16 in the graph).
     wanted = 'fp32' if backend == 'onnxruntime-cpu' else options.precision
-    onnx_path, _used, note = onnx_for_precision(path, wanted)
-    if note:
-        LOG.info('%s', note)
-    return OnnxRuntimeEngine(onnx_path, backend, options)
+    chosen = choose_variant(path, wanted, options.io)
+    if chosen.note:
+        LOG.info('%s', chosen.note)
+    return OnnxRuntimeEngine(chosen.path, backend, options)
 
 
 def _ort_opener(backend: str) -> Opener:

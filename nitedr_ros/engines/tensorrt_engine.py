@@ -27,36 +27,13 @@ import numpy as np
 
 from ..errors import BackendUnavailableError, ConfigError
 from ..paths import engine_cache_dir
-from .base import InferenceEngine, ShapeLimits, check_inputs
+from .base import InferenceEngine, ShapeLimits, checked_inputs
 from .cuda import CudaProbe, CudaRuntime, DeviceIdentity, cuda_runtime, device_identity, probe_cuda
 from .engine_cache import CachedEngine, EngineCache
 from .options import EngineOptions
+from .variants import choose_variant
 
 LOG = logging.getLogger('nitedr_ros.engines')
-
-
-def onnx_for_precision(model: Path, precision: str) -> tuple[Path, str, str]:
-    """The ONNX file to build from for a precision: ``(path, precision used, note)``.
-
-    fp16 builds strongly typed from ``<name>.fp16.onnx``; when that file is missing, the fp32 ONNX is used
-    (correct, slower) and the note says so.
-    """
-    name = model.name
-    if name.endswith('.fp16.onnx'):
-        fp16, fp32 = model, model.with_name(name[:-len('.fp16.onnx')] + '.onnx')
-    else:
-        stem = name[:-5] if name.endswith('.onnx') else name
-        fp32, fp16 = model, model.with_name(stem + '.fp16.onnx')
-    if precision == 'fp16':
-        if fp16.is_file():
-            return fp16, 'fp16', ''
-        if fp32.is_file():
-            return fp32, 'fp32', f'{fp16.name} not found; building fp32 from {fp32.name}'
-    elif fp32.is_file():
-        return fp32, 'fp32', ''
-    elif fp16.is_file():
-        return fp16, 'fp16', f'{fp32.name} not found; building fp16 from {fp16.name}'
-    raise ConfigError(f'ONNX model not found: {model}')
 
 
 @dataclass
@@ -94,7 +71,8 @@ def prepare_engine(model_path: str | os.PathLike[str], options: EngineOptions, *
     engine_file = options.engine_file or None
     require_cuda_device(device_index, probe)
     try:
-        onnx_path, precision, note = onnx_for_precision(Path(model_path), settings.precision)
+        chosen = choose_variant(Path(model_path), settings.precision, options.io)
+        onnx_path, precision, note = chosen.path, chosen.precision, chosen.note
     except ConfigError:
         if not engine_file:
             raise
@@ -212,12 +190,14 @@ class TensorRTEngine(InferenceEngine):
         self.output_names = tuple(n for n in names if n not in self.input_names)
         self._dtypes = {n: np.dtype(trt.nptype(engine.get_tensor_dtype(n))) for n in names}
         self._buffers = {n: _Buffer(self._cuda, self._dtypes[n]) for n in names}
+        self.io = 'uint8' if self._dtypes[self.input_names[0]] == np.uint8 else 'float'
+        h_axis, w_axis = (1, 2) if self.io == 'uint8' else (2, 3)  # NHWC bytes or NCHW floats
         low, _opt, high = (tuple(s) for s in engine.get_tensor_profile_shape(self.input_names[0], 0))
-        if tuple(low[2:]) == tuple(high[2:]):
-            self.limits = ShapeLimits(fixed=(int(low[2]), int(low[3])))
+        if (low[h_axis], low[w_axis]) == (high[h_axis], high[w_axis]):
+            self.limits = ShapeLimits(fixed=(int(low[h_axis]), int(low[w_axis])))
         else:
-            self.limits = ShapeLimits(minimum=(int(low[2]), int(low[3])),
-                                      maximum=(int(high[2]), int(high[3])))
+            self.limits = ShapeLimits(minimum=(int(low[h_axis]), int(low[w_axis])),
+                                      maximum=(int(high[h_axis]), int(high[w_axis])))
         self._stream = self._cuda.stream_create()
         self._stream_handle = self._cuda.stream_handle(self._stream)
         self._start = self._cuda.event_create()
@@ -228,7 +208,7 @@ class TensorRTEngine(InferenceEngine):
     def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self._closed:
             raise BackendUnavailableError('TensorRT engine is closed')
-        checked = check_inputs(inputs, self.input_names)
+        checked = checked_inputs(inputs, self.input_names, self._dtypes)
         ctx, cuda, stream = self._context, self._cuda, self._stream
         if self._device_index:  # the current device is per thread; the caller may be a worker thread
             cuda.set_device(self._device_index)
@@ -257,8 +237,9 @@ class TensorRTEngine(InferenceEngine):
             cuda.copy_to_host_async(self._buffers[name].view(shape), self._buffers[name].device, stream)
         cuda.stream_synchronize(stream)
         self.last_inference_ms = cuda.elapsed_ms(self._start, self._end)
-        # Copy out: the pinned buffers are reused by the next call.
-        return {name: self._buffers[name].view(shape).astype(np.float32, copy=True)
+        # Copy out: the pinned buffers are reused by the next call (half outputs come back as float32).
+        return {name: self._buffers[name].view(shape).astype(
+                    np.float32 if self._dtypes[name].kind == 'f' else self._dtypes[name], copy=True)
                 for name, shape in shapes.items()}
 
     def describe(self) -> dict[str, str]:

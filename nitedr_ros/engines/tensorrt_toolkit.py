@@ -29,19 +29,25 @@ __all__ = ['EngineBuildError', 'TensorRTToolkit', 'profile_shapes', 'tensorrt_er
 
 def profile_shapes(shape: tuple[int, ...], settings: BuildSettings
                    ) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
-    """(min, opt, max) shapes of one NCHW input: dynamic batch -> 1, dynamic H/W -> the profile range.
+    """(min, opt, max) shapes of one input: a dynamic batch -> 1, the (at most two) other dynamic axes ->
+    the profile's H and W, in order (NCHW float inputs: axes 2, 3; NHWC uint8 inputs: axes 1, 2).
 
-    Static dimensions stay as they are, so a fixed-size ONNX gets min = opt = max.
+    Static dimensions stay as they are, so a fixed-size ONNX (or a small static input such as
+    ``channel_order``) gets min = opt = max.
     """
-    if len(shape) != 4:
-        raise EngineBuildError(f'TensorRT inputs must be NCHW (4-D), got shape {shape}')
-    n, c, h, w = (int(d) for d in shape)
-    if c < 0:
-        raise EngineBuildError(f'input channel dimension must be static, got shape {shape}')
-    n = 1 if n < 0 else n
+    dims = [int(d) for d in shape]
+    dynamic = [axis for axis, d in enumerate(dims) if d < 0 and axis != 0]
+    if len(dynamic) > 2:
+        raise EngineBuildError(f'input shape {shape}: only batch, height and width may be dynamic '
+                               '(the channel dimension must be static)')
     shapes = []
     for hw in (settings.profile_min_hw, settings.profile_opt_hw, settings.profile_max_hw):
-        shapes.append((n, c, hw[0] if h < 0 else h, hw[1] if w < 0 else w))
+        out = list(dims)
+        if out and out[0] < 0:
+            out[0] = 1
+        for axis, value in zip(dynamic, hw):
+            out[axis] = value
+        shapes.append(tuple(out))
     return shapes[0], shapes[1], shapes[2]
 
 

@@ -80,10 +80,11 @@ PRECISIONS = ('fp32', 'fp16')
 def _fp16_onnx_engine(path: str, threads: int) -> Any:
     """ONNX Runtime (CPU) on the ``.fp16.onnx`` file of an exported model; ConfigError when it is missing."""
     from ..engines.onnxruntime_engine import OnnxRuntimeEngine
-    from ..engines.tensorrt_engine import onnx_for_precision
+    from ..engines.variants import choose_variant
     from ..paths import resolve_model
 
-    onnx_path, used, _note = onnx_for_precision(resolve_model(path), 'fp16')
+    chosen = choose_variant(resolve_model(path), 'fp16')
+    onnx_path, used = chosen.path, chosen.precision
     if used != 'fp16':
         raise ConfigError(f'--precision fp16: no fp16 file next to {onnx_path} (expected '
                           f'{onnx_path.name[:-5]}.fp16.onnx; nitedr export writes it)')
@@ -110,7 +111,7 @@ class ModelRunner:
                 raise ConfigError(f'--precision {precision} evaluates an exported ONNX model; {path} is a '
                                   'checkpoint (run with torch in fp32): give --onnx')
             torch_backend = 'torch-cpu' if backend in ('auto', 'onnxruntime-cpu') else backend
-            self.engine = open_engine(p, EngineOptions.make(torch_backend, threads=threads))
+            self.engine = open_engine(p, EngineOptions.make(torch_backend, threads=threads, io='float'))
         self.path = str(path)
         self.network = self.engine.metadata.get('nitedr.network', '')
         self.multiple = int(self.engine.multiple_of)
@@ -122,6 +123,8 @@ class ModelRunner:
                 'precision': self.precision, 'config': self.engine.metadata.get('nitedr.config', '')}
 
     def __call__(self, **images: np.ndarray) -> dict[str, np.ndarray]:
+        if getattr(self.engine, 'io', 'float') == 'uint8':
+            return self._bytes(images)
         h, w = next(iter(images.values())).shape[:2]
         ph, pw = (-h) % self.multiple, (-w) % self.multiple
         feed = {}
@@ -134,6 +137,22 @@ class ModelRunner:
             feed[name] = np.ascontiguousarray(x)
         outputs = self.engine.infer(feed)
         return {name: np.clip(out[0].transpose(1, 2, 0)[:h, :w], 0.0, 1.0) for name, out in outputs.items()}
+
+    def _bytes(self, images: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """A uint8-I/O model (the shipped ``.u8`` variant): 8-bit RGB in, 8-bit RGB out, as deployed."""
+        from ..modelspec import CHANNEL_ORDER, THERMAL_INPUT, THERMAL_RANGE, U8_SUFFIX
+
+        feed: dict[str, np.ndarray] = {CHANNEL_ORDER: np.array([0, 1, 2], np.int64)}
+        for name, image in images.items():
+            levels = np.clip(np.rint(image.astype(np.float32) * 255.0), 0, 255)
+            if image.ndim == 2 or name == 'infrared':
+                plane = (levels if levels.ndim == 2 else levels[..., 0]).astype('<u2')
+                feed[THERMAL_INPUT] = plane.view(np.uint8).reshape(1, *plane.shape, 2)
+                feed[THERMAL_RANGE] = np.array([0.0, 255.0], np.float32)
+            else:
+                feed[name + U8_SUFFIX] = levels.astype(np.uint8)[None]
+        outputs = self.engine.infer(feed)
+        return {name[:-len(U8_SUFFIX)]: out[0].astype(np.float32) / 255.0 for name, out in outputs.items()}
 
     def close(self) -> None:
         self.engine.close()

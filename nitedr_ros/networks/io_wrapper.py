@@ -9,9 +9,11 @@ variant) and run by the torch-cuda backend, so both do exactly this:
    [3] int64 picks R, G, B from it (``[0, 1, 2]`` for rgb8, ``[2, 1, 0]`` for bgr8) with a Gather;
 2. cast to float, / 255, NHWC -> NCHW, reflect-pad bottom/right to ``multiple_of`` (OpenCV's
    ``BORDER_REFLECT_101`` = ONNX Pad ``reflect``; the host path pads the same way);
-3. the network (fusion: ``infrared_u16`` [1, H, W] uint16 mapped by ``infrared_range`` [2] float32
-   ``(low, high)`` to [0, 1] and clipped, as :class:`nitedr_ros.pipeline.thermal.ThermalNormalizer` does on
-   the host; the automatic range is computed on the host and passed in);
+3. the network (fusion: ``infrared_u16`` [1, H, W, 2] uint8, the little-endian bytes of the 16-bit counts
+   (TensorRT has no uint16 tensors; the pair is a zero-copy view of the host's uint16 image), recombined
+   as ``low + 256 high`` and mapped by ``infrared_range`` [2] float32 ``(low, high)`` to [0, 1] and clipped,
+   as :class:`nitedr_ros.pipeline.thermal.ThermalNormalizer` does on the host; the automatic range is
+   computed on the host and passed in);
 4. crop to H x W, clip to [0, 1], x 255, round half to even, cast to uint8, NCHW -> NHWC, the same Gather
    back to the camera's order: outputs ``<name>_u8``.
 
@@ -60,10 +62,12 @@ class UInt8IO(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
-    def _thermal(self, counts: torch.Tensor, value_range: torch.Tensor) -> torch.Tensor:
+    def _thermal(self, byte_pairs: torch.Tensor, value_range: torch.Tensor) -> torch.Tensor:
+        pairs = byte_pairs.to(torch.float32)
+        counts = pairs[..., 0] + 256.0 * pairs[..., 1]
         low, high = value_range[0], value_range[1]
         span = torch.clamp(high - low, min=1e-6)
-        x = ((counts.to(torch.float32) - low) / span).clamp(0.0, 1.0)
+        x = ((counts - low) / span).clamp(0.0, 1.0)
         return self._pad(x[:, None].to(self.compute_dtype))
 
     def _to_u8(self, y: torch.Tensor, height: int | torch.Tensor, width: int | torch.Tensor,

@@ -55,7 +55,8 @@ def from_u8(image: np.ndarray, like: ImageFrame) -> ImageFrame:
 
 def thermal_u16(normalizer: ThermalNormalizer, stream: str, frame: ImageFrame,
                 size_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """(``(1, H, W)`` uint16 at ``size_hw``, ``(low, high)`` float32) of a thermal frame."""
+    """(``(1, H, W, 2)`` uint8: the little-endian bytes of the uint16 counts at ``size_hw``, ``(low, high)``
+    float32) of a thermal frame."""
     spec = check_frame(stream, frame)
     if spec.dtype == np.uint16 and spec.order == 'mono':
         plane = frame.data if frame.data.ndim == 2 else frame.data[:, :, 0]
@@ -70,4 +71,5 @@ def thermal_u16(normalizer: ThermalNormalizer, stream: str, frame: ImageFrame,
         low, high = 0.0, 65535.0
     if plane.shape != size_hw:
         plane = cv2.resize(plane, (size_hw[1], size_hw[0]), interpolation=cv2.INTER_LINEAR)
-    return np.ascontiguousarray(plane)[None], np.array([low, high], np.float32)
+    little = np.ascontiguousarray(plane, dtype='<u2')  # no copy on little-endian hosts
+    return little.view(np.uint8).reshape(1, *size_hw, 2), np.array([low, high], np.float32)

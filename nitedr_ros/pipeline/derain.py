@@ -348,7 +348,7 @@ def _resize_bytes(array: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
 def _probe_bytes(name: str, height: int, width: int) -> np.ndarray:
     """A probe input of a uint8-I/O engine."""
     if name == THERMAL_INPUT:
-        return np.full((1, height, width), 1000, np.uint16)
+        return np.full((1, height, width), 1000, '<u2').view(np.uint8).reshape(1, height, width, 2)
     if name == THERMAL_RANGE:
         return np.array([0.0, 2000.0], np.float32)
     if name == CHANNEL_ORDER:

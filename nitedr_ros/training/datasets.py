@@ -165,8 +165,8 @@ class PatchDataset(torch.utils.data.Dataset):
         offset = sum(len(m.images) for m in self.mix[:k])
         sample = self.cache.get(offset + int(rng.integers(0, len(source.images))))
         if source.render:
-            # render on a crop twice the patch (streak lengths are relative to it), then crop the patch
-            wide = random_crop({'clean': sample['clean']}, 2 * s.patch, rng)['clean']
+            # render on a crop 1.5 x the patch (streak lengths are relative to it), then crop the patch
+            wide = random_crop({'clean': sample['clean']}, (3 * s.patch) // 2, rng)['clean']
             clean = photometric_jitter({'clean': _float(wide)}, rng)['clean']
             style = STYLES[source.styles[int(rng.integers(0, len(source.styles)))]]
             if source.night:

@@ -85,6 +85,7 @@ class TrainOptions:
     settings: dict[str, Any] = field(default_factory=dict)           # recipe overrides (lr, weights ...)
     network_overrides: dict[str, Any] = field(default_factory=dict)  # build_network keyword overrides
     cleannet: str | None = None     # fusionnet: frozen stage-1 checkpoint
+    init: str | None = None         # start from these weights (fresh optimiser and schedule)
     synthetic_style: str = 'mixed'
     mix: str = ''                   # derain: train on the documented mix of this shared data folder
     workers: int = 0
@@ -209,6 +210,12 @@ class Trainer:
                 raise ConfigError(f'--cleannet {o.cleannet} is a {payload["network"]} checkpoint, '
                                   'not a cleannet one')
         objective = build_objective(o.network, network, self.recipe, cleannet)
+        if o.init:
+            payload = read_checkpoint(o.init)
+            if payload['network'] != o.network or payload.get('config') != o.config:
+                raise ConfigError(f'--init {o.init} holds {payload["network"]}/{payload.get("config")}, '
+                                  f'not {o.network}/{o.config}')
+            network.load_state_dict(payload['state_dict'])
         return objective.to(self.device)
 
     def _optimizer(self, objective: Objective) -> torch.optim.Optimizer:
@@ -245,9 +252,11 @@ class Trainer:
         warmup = o.warmup if o.warmup >= 0 else min(200, o.steps // 20)
         schedule = _CosineSchedule(o.steps, warmup, self.recipe['lr'], self.recipe['eta_min'])
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-        use_amp = bool(o.amp and self.device.type == 'cuda')
+        use_amp = bool(o.amp and self.device.type == 'cuda' and self.recipe.get('amp', 1))
         if o.amp and not use_amp and self.rank == 0:
-            log.warning('--amp ignored: mixed precision is used only on CUDA')
+            why = ('used only on CUDA' if self.device.type != 'cuda'
+                   else f'diverges {o.network} (recipe amp=0)')
+            log.warning('--amp ignored: mixed precision is %s', why)
         # bf16 where the GPU has it (no loss scaling, no fp16 overflow); else fp16 with a gradient scaler
         amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
         scaler = torch.amp.GradScaler('cuda', enabled=use_amp and amp_dtype == torch.float16)
@@ -285,6 +294,7 @@ class Trainer:
         bar = self._progress(start)
         batches = self._batches(patches, start, end)
         budget_start = time.perf_counter()
+        budget_probe = (start, budget_start) if o.time_budget_s > 0 and not o.resume else None
         try:
             for step in range(start, end):
                 if step >= end:  # a time budget shortened the run
@@ -309,14 +319,19 @@ class Trainer:
                 if not math.isfinite(last_losses['total']):
                     raise ConfigError(f'training diverged at step {step + 1}: loss {last_losses["total"]}')
                 done = step + 1
-                if o.time_budget_s > 0 and not o.resume and done == start + BUDGET_PROBE_STEPS:
-                    per_step = (time.perf_counter() - budget_start) / BUDGET_PROBE_STEPS
-                    left = o.time_budget_s * (1.0 - BUDGET_RESERVE) - (time.perf_counter() - budget_start)
-                    end = min(end, done + max(1, int(left / per_step)))
+                if budget_probe is not None and done - budget_probe[0] >= BUDGET_PROBE_STEPS:
+                    # re-estimated every probe window while less than 70 % of the budget is spent: the
+                    # first steps (loader start-up) are slower than the rest
+                    now = time.perf_counter()
+                    per_step = (now - budget_probe[1]) / (done - budget_probe[0])
+                    left = o.time_budget_s * (1.0 - BUDGET_RESERVE) - (now - budget_start)
+                    end = min(o.steps, done + max(1, int(left / per_step)))
                     schedule.total = end
                     if bar is not None:
                         bar.total = end
                     log.info('time budget %.0f s at %.3f s/step: %d steps', o.time_budget_s, per_step, end)
+                    spent = (now - budget_start) / o.time_budget_s
+                    budget_probe = (done, now) if spent < 0.7 else None
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f'{last_losses["total"]:.4f}')
