@@ -14,6 +14,7 @@ DDS = ['cyclonedds==11.0.*']  # the raw-sample fast path uses its private _claye
 CUDA_PYTHON = ['cuda-python>=12.0']  # device buffers; imports and probes safely without a GPU
 TENSORRT = ['tensorrt>=10.0', *CUDA_PYTHON]
 DEV = ['pytest>=7', 'ruff>=0.5']
+TEST = ['pytest>=7']  # colcon test runs pytest (not unittest) because of this extra / tests_require
 
 setup(
     name=package_name,
@@ -38,7 +39,9 @@ setup(
         'tensorrt': TENSORRT,
         'dev': DEV,
         'all': RUNTIME + TRAIN + BAG + DDS + DEV + CUDA_PYTHON,  # everything but TensorRT itself
+        'test': TEST,
     },
+    tests_require=TEST,
     zip_safe=False,
     maintainer='nitedr_ros maintainers',
     maintainer_email='maintainers@nitedr.invalid',

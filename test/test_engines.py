@@ -192,7 +192,8 @@ def test_the_variant_of_a_model_follows_precision_and_io(tmp_path):
     fp32.write_bytes(b'32')
     assert choose_variant(fp32, 'fp32') == Variant(fp32, 'float', 'fp32')
     chosen = choose_variant(fp32, 'fp16')
-    assert (chosen.path, chosen.precision) == (fp32, 'fp32') and 'cleannet_realtime.fp16.onnx not found' in chosen.note
+    assert (chosen.path, chosen.precision) == (fp32, 'fp32')
+    assert 'cleannet_realtime.fp16.onnx not found' in chosen.note
     fp16.write_bytes(b'16')
     assert choose_variant(fp32, 'fp16') == Variant(fp16, 'float', 'fp16')
     assert choose_variant(fp16, 'fp32').path == fp16  # a path naming a variant is opened as it is

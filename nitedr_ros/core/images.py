@@ -140,9 +140,13 @@ class ImageFields:
     data: Any  # flat uint8 numpy array, or the input message's own buffer for a pass-through
 
     def as_array(self) -> array.array:
-        """``array.array('B')``: rclpy's fast assignment path (no per-element check); one copy."""
+        """``array.array('B')``: rclpy's fast assignment path (no per-element check); one copy, none when
+        the pixels were written into an array (:class:`ArrayBuffers`)."""
         if isinstance(self.data, array.array) and self.data.typecode == 'B':
             return self.data
+        backing = _backing_array(self.data)
+        if backing is not None:
+            return backing
         out = array.array('B')
         out.frombytes(memoryview(_as_bytes_array(self.data)))
         return out
@@ -155,6 +159,39 @@ class ImageFields:
     def as_numpy(self) -> np.ndarray:
         """Flat uint8 view (no copy)."""
         return _as_bytes_array(self.data)
+
+
+def _backing_array(data: Any) -> array.array | None:
+    """The ``array.array('B')`` a numpy view covers entirely (through its bases), else None."""
+    if not isinstance(data, np.ndarray):
+        return None
+    base: Any = data
+    while base is not None:
+        if isinstance(base, memoryview):
+            base = base.obj
+        if isinstance(base, array.array):
+            return base if base.typecode == 'B' and len(base) == data.nbytes else None
+        base = getattr(base, 'base', None)
+    return None
+
+
+class ArrayBuffers:
+    """Output images written straight into ``array.array('B')`` buffers, one per output, reused frame after
+    frame: rclpy takes an ``array.array`` for ``uint8[]`` without a per-element check or another copy, and
+    serializes it within ``publish``, so the buffer is free again when the next set is processed (the core
+    publishes from one thread). ``allocate(output, shape, dtype)`` is what the pipeline writes into."""
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, array.array] = {}
+
+    def allocate(self, output: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        dtype = np.dtype(dtype)
+        nbytes = int(np.prod(shape)) * dtype.itemsize
+        buffer = self._buffers.get(output)
+        if buffer is None or len(buffer) != nbytes:
+            buffer = array.array('B', bytes(nbytes))
+            self._buffers[output] = buffer
+        return np.frombuffer(buffer, dtype=dtype).reshape(shape)
 
 
 def frame_to_fields(frame: ImageFrame) -> ImageFields:

@@ -162,6 +162,8 @@ class NodeCore:
         self._output = OutputStage(self.outputs, sink=sink, clock=clock, stats=self._stats, log=self._log,
                                    camera_info=self._camera_info, on_published=on_published)
         self._thermal = ThermalWatch(self.params['ir_timeout_ms'])
+        # where the transport wants output pixels written (rclpy: its message buffers), if it says
+        self._allocate = getattr(sink, 'allocate_image', None)
         self._sync = self._make_sync(self.streams, degraded=False)
         non_thermal = tuple(s for s in self.streams if s != THERMAL_STREAM)
         self._degraded_sync = self._make_sync(non_thermal, degraded=True) if self.fusion else None
@@ -499,10 +501,12 @@ class NodeCore:
                 return
         fuse = self.fusion and not work.degraded and THERMAL_STREAM in frames and FUSED_OUTPUT in wanted
         try:
+            extra: dict[str, Any] = {}
             if len(wanted) < len(self.outputs):
-                result = self._pipeline.process(frames, fuse=fuse, outputs=wanted)
-            else:
-                result = self._pipeline.process(frames, fuse=fuse)
+                extra['outputs'] = wanted
+            if self._allocate is not None:
+                extra['allocate'] = self._allocate
+            result = self._pipeline.process(frames, fuse=fuse, **extra)
             outputs: dict[str, Any] = {o: f for o, f in result.outputs.items() if o in wanted}
             timings = result.timings
         except Exception as exc:  # noqa: BLE001 - FrameError or any inference failure

@@ -217,7 +217,7 @@ class PassthroughPipeline:
         self._lock = threading.Lock()
 
     def process(self, frames: dict[str, ImageFrame], *, fuse: bool = True,
-                outputs: Any = None) -> PassthroughResult:
+                outputs: Any = None, allocate: Any = None) -> PassthroughResult:
         started = time.perf_counter()
         with self._lock:
             self.calls.append((tuple(frames), fuse))

@@ -37,8 +37,17 @@ def to_u8(stream: str, frame: ImageFrame) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(data)[None], order
 
 
-def from_u8(image: np.ndarray, like: ImageFrame) -> ImageFrame:
-    """A ``(1, H, W, 3)`` uint8 engine output (in the input's channel order) as a frame like ``like``."""
+def from_u8(image: np.ndarray, like: ImageFrame, out: np.ndarray | None = None) -> ImageFrame:
+    """A ``(1, H, W, 3)`` uint8 engine output (in the input's channel order) as a frame like ``like``,
+    written into ``out`` when given (an array of ``like``'s shape and type)."""
+    frame = _from_u8(image, like)
+    if out is None:
+        return frame
+    np.copyto(out, frame.data)
+    return ImageFrame(out, like.encoding)
+
+
+def _from_u8(image: np.ndarray, like: ImageFrame) -> ImageFrame:
     spec = ENCODINGS[like.encoding]
     out = image[0]
     if spec.order == 'mono':

@@ -27,7 +27,7 @@ output, raises :class:`nitedr_ros.errors.FrameError` naming the stream; the call
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 import cv2
@@ -42,6 +42,8 @@ from .frames import ImageFrame, check_frame, from_rgb_chw, to_rgb_chw
 from .geometry import FitPlan, fit, plan_fit, unfit
 from .thermal import ThermalNormalizer
 from .timing import STAGES, LatencyWindow, StageTimings
+
+Allocator = Callable[[str, tuple, np.dtype], np.ndarray]
 
 
 @dataclass
@@ -95,6 +97,7 @@ class DerainPipeline:
         self.engines = dict(engines)
         self.thermal = thermal or ThermalNormalizer()
         self.windows = {stage: LatencyWindow(window_size) for stage in STAGES}
+        self._allocate: Allocator | None = None
         self._io: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self.bytes_io = {role: getattr(engine, 'io', 'float') == 'uint8'
                          for role, engine in self.engines.items()}
@@ -163,9 +166,11 @@ class DerainPipeline:
                 has_stereo and bool({'derained_left', 'derained_right'} & set(outputs)))
 
     def process(self, frames: Mapping[str, ImageFrame], *, fuse: bool = True,
-                outputs: Collection[str] | None = None) -> PipelineResult:
+                outputs: Collection[str] | None = None, allocate: Allocator | None = None) -> PipelineResult:
         """Derain (and fuse) one synchronized set of frames. ``outputs``: only these are wanted (the parts
-        of the mode that feed none of them are not run); None = all."""
+        of the mode that feed none of them are not run); None = all. ``allocate(output, shape, dtype)``:
+        where each output image is written (the transport's message buffers: no copy after this)."""
+        self._allocate = allocate
         rgb_side, stereo_side = self._sides(outputs)
         for stream in self.required_streams(fuse, outputs):
             if frames.get(stream) is None:
@@ -217,7 +222,7 @@ class DerainPipeline:
         if self.bytes_io['derain']:
             image, order = to_u8('rgb', rgb_frame)
             (derained_u8,) = self._run_bytes('derain', [image], order, ('derained_rgb',), clock, timings)
-            outputs = {'derained_rgb': from_u8(derained_u8, rgb_frame)}
+            outputs = {'derained_rgb': from_u8(derained_u8, rgb_frame, self._out('derained_rgb', rgb_frame))}
             derained = _Derained(u8=derained_u8, order=order)
         else:
             rgb = to_rgb_chw('rgb', rgb_frame)
@@ -226,7 +231,8 @@ class DerainPipeline:
                                clock, timings)
             chw = unfit(out, plan)
             np.clip(chw, 0.0, 1.0, out=chw)  # the fusion model's input contract
-            outputs = {'derained_rgb': from_rgb_chw(chw.copy(), rgb_frame)}
+            # chw is clipped already, so from_rgb_chw leaves it as it is for the fusion
+            outputs = {'derained_rgb': from_rgb_chw(chw, rgb_frame, self._out('derained_rgb', rgb_frame))}
             derained = _Derained(chw=chw)
         if fuse:
             outputs['fused'] = self._fuse(derained, frames['thermal'], rgb_frame, hw, clock, timings)
@@ -240,7 +246,7 @@ class DerainPipeline:
             counts, value_range = thermal_u16(self.thermal, 'thermal', thermal, hw)
             (fused,) = self._run_bytes('fusion', [visible, counts, value_range], order, ('fused',), clock,
                                        timings)
-            return from_u8(fused, rgb_frame)
+            return from_u8(fused, rgb_frame, self._out('fused', rgb_frame))
         infrared = self.thermal('thermal', thermal)
         if infrared.shape != hw:
             infrared = cv2.resize(infrared, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR)
@@ -248,7 +254,7 @@ class DerainPipeline:
         visible_name, infrared_name = self._io['fusion'][0]
         feed = {visible_name: fit(derained.as_chw(), plan), infrared_name: fit(infrared[None], plan)}
         (fused,) = self._run('fusion', feed, ('fused',), clock, timings)
-        return from_rgb_chw(unfit(fused, plan), rgb_frame)
+        return from_rgb_chw(unfit(fused, plan), rgb_frame, self._out('fused', rgb_frame))
 
     def _run_bytes(self, role: str, images: list[np.ndarray], order: np.ndarray,
                    output_streams: tuple[str, ...], clock: _Clock, timings: StageTimings) -> list[np.ndarray]:
@@ -283,8 +289,9 @@ class DerainPipeline:
                                                   ('derained_left', 'derained_right'), clock, timings)
             if not np.array_equal(order, right_order):
                 right_out = np.ascontiguousarray(right_out[..., ::-1])
-            outputs = {'derained_left': from_u8(left_out, left_frame),
-                       'derained_right': from_u8(right_out, right_frame)}
+            outputs = {'derained_left': from_u8(left_out, left_frame, self._out('derained_left', left_frame)),
+                       'derained_right': from_u8(right_out, right_frame,
+                                                 self._out('derained_right', right_frame))}
             clock.mark('post')
             return outputs
         left = to_rgb_chw('left', left_frame)
@@ -293,10 +300,18 @@ class DerainPipeline:
         left_name, right_name = self._io['stereo'][0]
         left_out, right_out = self._run('stereo', {left_name: fit(left, plan), right_name: fit(right, plan)},
                                         ('derained_left', 'derained_right'), clock, timings)
-        outputs = {'derained_left': from_rgb_chw(unfit(left_out, plan), left_frame),
-                   'derained_right': from_rgb_chw(unfit(right_out, plan), right_frame)}
+        outputs = {'derained_left': from_rgb_chw(unfit(left_out, plan), left_frame,
+                                                 self._out('derained_left', left_frame)),
+                   'derained_right': from_rgb_chw(unfit(right_out, plan), right_frame,
+                                                  self._out('derained_right', right_frame))}
         clock.mark('post')
         return outputs
+
+    def _out(self, output: str, like: ImageFrame) -> np.ndarray | None:
+        """The buffer an output is written into (from the transport), or None (a new array)."""
+        if self._allocate is None:
+            return None
+        return self._allocate(output, like.data.shape, like.data.dtype)
 
     def latency_summary(self) -> dict[str, dict[str, float]]:
         """Rolling p50/p95/p99/max per stage."""

@@ -134,10 +134,11 @@ def _quantize(plane: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return (plane * np.float32(65535.0) + np.float32(0.5)).astype(np.uint16)
 
 
-def from_rgb_chw(rgb: np.ndarray, like: ImageFrame) -> ImageFrame:
+def from_rgb_chw(rgb: np.ndarray, like: ImageFrame, out: np.ndarray | None = None) -> ImageFrame:
     """Float ``(3, H, W)`` RGB back to the encoding, shape and layout of ``like`` (alpha copied from it).
 
-    Clips ``rgb`` to [0, 1] in place. Channels are quantised as planes and interleaved once, as integers.
+    Clips ``rgb`` to [0, 1] in place. Channels are quantised as planes and interleaved once, as integers,
+    into ``out`` when given (an array of ``like``'s shape and type, e.g. the transport's message buffer).
     """
     spec = ENCODINGS[like.encoding]
     np.clip(rgb, 0.0, 1.0, out=rgb)
@@ -145,11 +146,18 @@ def from_rgb_chw(rgb: np.ndarray, like: ImageFrame) -> ImageFrame:
         grey = rgb[0] * _LUMA[0]
         grey += rgb[1] * _LUMA[1]
         grey += rgb[2] * _LUMA[2]
-        out = _quantize(grey, spec.dtype)
-        return ImageFrame(out[:, :, None] if like.data.ndim == 3 else out, like.encoding)
+        plane = _quantize(grey, spec.dtype)
+        result = plane[:, :, None] if like.data.ndim == 3 else plane
+        if out is not None:
+            np.copyto(out, result)
+            result = out
+        return ImageFrame(result, like.encoding)
     r, g, b = (_quantize(rgb[c], spec.dtype) for c in range(3))
     planes = {'rgb': [r, g, b], 'bgr': [b, g, r]}.get(spec.order)
     if planes is None:
         alpha = np.ascontiguousarray(like.data[:, :, 3])
         planes = [r, g, b, alpha] if spec.order == 'rgba' else [b, g, r, alpha]
+    if out is not None:
+        cv2.merge(planes, dst=out)
+        return ImageFrame(out, like.encoding)
     return ImageFrame(cv2.merge(planes), like.encoding)

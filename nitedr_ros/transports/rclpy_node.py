@@ -26,6 +26,7 @@ diagnostics all follow ``/clock``; nothing is dropped while sim time reads 0).
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Any
 
@@ -50,6 +51,7 @@ from rclpy.qos import (
     qos_policy_name_from_kind,
 )
 from rclpy.qos_overriding_options import QoSOverridingOptions
+from rclpy.signals import SignalHandlerOptions
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Float64
@@ -64,7 +66,7 @@ except ImportError:  # Humble
     from rclpy.qos_event import PublisherEventCallbacks, SubscriptionEventCallbacks, UnsupportedEventTypeError
 
 from nitedr_ros.core.diagnostics import DiagnosticStatus
-from nitedr_ros.core.images import ImageFields
+from nitedr_ros.core.images import ArrayBuffers, ImageFields
 from nitedr_ros.core.node_core import NodeCore
 from nitedr_ros.core.parameters import (
     DEFAULT_NODE_NAME,
@@ -123,13 +125,26 @@ class _NodeClock:
 
 
 class _RclpySink:
-    """The core's output sink: rclpy publishers created by :class:`NitedrNode`."""
+    """The core's output sink: rclpy publishers created by :class:`NitedrNode`.
+
+    The pipeline writes each output image straight into an ``array.array('B')`` of this sink
+    (:meth:`allocate_image`), which rclpy takes for ``uint8[]`` without a per-element check or another copy;
+    the arrays are reused frame after frame (``publish`` serializes synchronously, from the one worker).
+    """
 
     def __init__(self) -> None:
         self.images: dict[str, Any] = {}
         self.camera_infos: dict[str, Any] = {}
         self.diagnostics: Any = None
         self.debug: dict[str, Any] = {}
+        self._buffers = ArrayBuffers()
+
+    def allocate_image(self, output: str, shape: tuple[int, ...], dtype: Any) -> Any:
+        return self._buffers.allocate(output, shape, dtype)
+
+    def subscriber_count(self, output: str) -> int | None:
+        publisher = self.images.get(output)
+        return None if publisher is None else int(publisher.get_subscription_count())
 
     def publish_image(self, output: str, header: Any, image: ImageFields) -> None:
         msg = Image()
@@ -139,8 +154,8 @@ class _RclpySink:
         msg.encoding = image.encoding
         msg.is_bigendian = image.is_bigendian
         msg.step = image.step
-        # array.array('B') is rclpy's fast path (no per-element check); as_array() is one memcpy of a pipeline
-        # output and none for a pass-through input (benchmarks/bench_node_overhead.py measures the options)
+        # array.array('B') is rclpy's fast path; as_array() returns the array the pipeline wrote into (no
+        # copy), or the input's own buffer for a pass-through (benchmarks/bench_node_overhead.py measures)
         msg.data = image.as_array()
         self.images[output].publish(msg)
 
@@ -198,6 +213,7 @@ class NitedrNode(Node):
         self._input_group = ReentrantCallbackGroup()
         self._timer_group = MutuallyExclusiveCallbackGroup()
         self._subscriptions_made: list[Any] = []
+        self.topics_without_qos_events: list[str] = []  # the RMW reports no QoS events for these
         self._timer = None
         self._create_publishers(values)
         self.add_on_set_parameters_callback(self._validate_parameters)
@@ -269,6 +285,7 @@ class NitedrNode(Node):
             return create(*args, event_callbacks=events,
                           qos_overriding_options=QoSOverridingOptions.with_default_policies(), **kwargs)
         except UnsupportedEventTypeError:
+            self.topics_without_qos_events.append(topic)
             self.get_logger().warning(f'{topic}: this RMW reports no QoS events; mismatches will be silent')
             return create(*args, **kwargs)
 
@@ -305,10 +322,34 @@ class NitedrNode(Node):
                 self.get_logger().error(f'validated parameter change failed to apply: {reason}')
 
 
+class _Interrupts:
+    """SIGINT/SIGTERM handler: the first one stops spinning (KeyboardInterrupt); later ones (Ctrl-C in a
+    terminal reaches ``ros2 launch`` and the node, and launch forwards one more) are ignored once shutdown
+    has begun, so they cannot break the shutdown itself."""
+
+    def __init__(self) -> None:
+        self.stopping = False
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        if not self.stopping:
+            self.stopping = True
+            raise KeyboardInterrupt
+
+
 def main(args: list[str] | None = None) -> int:
-    """Console script ``nitedr_node`` (``ros2 run nitedr_ros nitedr_node --ros-args ...``)."""
-    rclpy.init(args=args)
+    """Console script ``nitedr_node`` (``ros2 run nitedr_ros nitedr_node --ros-args ...``).
+
+    Shutdown order (Ctrl-C, SIGTERM from ``ros2 launch``, systemd or ``docker stop``): the node handles the
+    signals itself instead of rclpy, so the core stops first (the worker finishes the sets already made and
+    publishes them while the context is valid; what it cannot finish is counted), then the executor, the
+    node and rclpy go down.
+    """
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    interrupts = _Interrupts()
+    previous = {sig: signal.signal(sig, interrupts) for sig in (signal.SIGINT, signal.SIGTERM)}
     node = None
+    executor = None
+    code = 0
     try:
         node = NitedrNode()
         node.start()
@@ -326,13 +367,19 @@ def main(args: list[str] | None = None) -> int:
             node.get_logger().fatal(message)
         else:
             print(message, file=sys.stderr)
-        return 2
+        code = 2
     finally:
+        interrupts.stopping = True
         if node is not None:
-            node.shutdown()
+            node.shutdown()  # publishes what is pending: the context is still valid here
+        if executor is not None:
+            executor.shutdown()
+        if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
-    return 0
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return code
 
 
 if __name__ == '__main__':
