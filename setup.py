@@ -15,6 +15,10 @@ CUDA_PYTHON = ['cuda-python>=12.0']  # device buffers; imports and probes safely
 TENSORRT = ['tensorrt>=10.0', *CUDA_PYTHON]
 DEV = ['pytest>=7', 'ruff>=0.5']
 TEST = ['pytest>=7']  # colcon test runs pytest (not unittest) because of this extra / tests_require
+# What a virtual environment needs beside a sourced ROS 2 (rosdep installs them system-wide): the Python
+# packages of launch / ros2cli, colcon to build the package, and pytest < 8, whose path-argument hooks
+# launch_testing's plugin (Jazzy, Humble) still uses.
+ROS = ['lark', 'catkin_pkg', 'psutil', 'colcon-common-extensions', 'pytest>=7,<8']
 
 setup(
     name=package_name,
@@ -40,6 +44,7 @@ setup(
         'dev': DEV,
         'all': RUNTIME + TRAIN + BAG + DDS + DEV + CUDA_PYTHON,  # everything but TensorRT itself
         'test': TEST,
+        'ros': ROS,
     },
     tests_require=TEST,
     zip_safe=False,

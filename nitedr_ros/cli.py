@@ -29,6 +29,26 @@ VERBS: dict[str, str] = {
 }
 
 
+# an optional package -> the pip extra that installs it
+EXTRA_OF: dict[str, str] = {
+    'torch': 'train', 'onnx': 'train', 'onnxscript': 'train', 'pywt': 'train', 'onnxruntime': 'runtime',
+    'cv2': 'runtime', 'matplotlib': 'runtime', 'rosbags': 'bag', 'cyclonedds': 'dds', 'ray': 'fleet',
+    'tensorrt': 'tensorrt', 'cuda': 'tensorrt', 'rclpy': 'ROS 2 (source /opt/ros/<distro>/setup.bash)',
+}
+
+
+def missing_extra(exc: ImportError) -> str | None:
+    """One line naming what to install for an ImportError of an optional package (None: not one of them)."""
+    name = (exc.name or '').split('.')[0]
+    extra = EXTRA_OF.get(name)
+    if extra is None:
+        return None
+    if extra.startswith('ROS'):
+        return f'needs {name}: {extra}'
+    hint = " (CPU torch first: pip install torch==2.13.0)" if name == 'torch' else ''
+    return f"needs {name}, which is not installed: pip install -e '.[{extra}]'{hint}"
+
+
 def _load(verb: str):
     return importlib.import_module(f'nitedr_ros.commands.{VERBS[verb]}')
 
@@ -62,8 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         module = _load(verb)
     except ImportError as exc:
-        print(f'nitedr {verb}: needs {exc.name}, which is not installed '
-              f'(see README: pip extras)', file=sys.stderr)
+        print(f'nitedr {verb}: {missing_extra(exc) or f"needs {exc.name}, which is not installed"}',
+              file=sys.stderr)
         return 2
     parser = argparse.ArgumentParser(prog=f'nitedr {verb}', description=module.HELP)
     module.add_arguments(parser)
@@ -76,6 +96,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f'nitedr {verb}: interrupted', file=sys.stderr)
         return 130
+    except ImportError as exc:  # an optional package a verb imports when it needs it
+        line = missing_extra(exc)
+        if line is None:
+            raise
+        print(f'nitedr {verb}: {line}', file=sys.stderr)
+        return 2
 
 
 if __name__ == '__main__':

@@ -19,6 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--height', type=int, default=720, help='image height for FLOPs (default 720)')
     parser.add_argument('--width', type=int, default=1280, help='image width for FLOPs (default 1280)')
     parser.add_argument('--json', action='store_true', help='print a JSON list of objects')
+    parser.add_argument('--parameters', action='store_true',
+                        help="print the node's parameter table (Markdown; docs/PARAMETERS.md is this)")
 
 
 def _tensors(spec_tensors) -> list[dict[str, Any]]:
@@ -117,6 +119,11 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.parameters:
+        from ..core.parameters import parameters_markdown
+
+        print(parameters_markdown(), end='')
+        return 0
     if args.height <= 0 or args.width <= 0:
         raise ConfigError(f'--height and --width must be positive, got {args.height}x{args.width}')
     networks = [args.network] if args.network else list(NETWORKS)

@@ -345,6 +345,24 @@ def descriptor_fields(spec: ParamSpec) -> dict[str, Any]:
     return fields
 
 
+def parameters_markdown() -> str:
+    """``docs/PARAMETERS.md``: every parameter of the schema with its default and constraints (generated:
+    ``nitedr info --parameters > docs/PARAMETERS.md``; a test keeps the file equal to this)."""
+    lines = ['# Node parameters', '',
+             'Generated from `nitedr_ros/core/parameters.py` (the one place parameters and their defaults '
+             'are declared) by `nitedr info --parameters`; do not edit by hand. The mode files in `config/` '
+             'set only what differs from these defaults. "live" parameters change at run time '
+             '(`ros2 param set`); the others are read at start.', '',
+             '| parameter | type | default | constraints | description |', '|---|---|---|---|---|']
+    for spec in SCHEMA:
+        default = spec.default if not isinstance(spec.default, str) else repr(spec.default)
+        constraints = spec.constraints.replace('changeable at run time', 'live').replace(
+            'read-only after start', 'start')
+        lines.append(f'| `{spec.name}` | {spec.type} | `{default}` | {constraints} | '
+                     f'{spec.description.replace("|", "/")} |')
+    return '\n'.join(lines) + '\n'
+
+
 def from_ros_value(spec: ParamSpec, value: Any) -> Any:
     """A value as rclpy returns it (arrays may be ``array.array``) in the schema's Python form."""
     return list(value) if spec.type.endswith('_array') and value is not None else value
