@@ -9,9 +9,10 @@ derains it in nitedr mode with ONNX Runtime CPU, twice:
 - ``shipped``: the shipped realtime models (models/cleannet_realtime.onnx + fusionnet_realtime.onnx), when
   they exist.
 
-Writes benchmarks/results/bag_derain_<W>x<H>.{json,md}.
+Writes ``bag_derain_<W>x<H>.{json,md}`` to a scratch folder, or to benchmarks/results with ``--publish``;
+shows a progress bar per case.
 
-    python benchmarks/bench_bag_derain.py [--width 1280 --height 720] [--duration 3] [--threads 0]
+    python benchmarks/bench_bag_derain.py [--width 1280 --height 720] [--duration 3] [--threads 0] [--publish]
 """
 
 from __future__ import annotations
@@ -19,20 +20,21 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from nitedr_ros.machine import machine_info
+from bench_output import TEMP_PREFIX, add_output_arguments, output_dir, write_result
 
-RESULTS = Path(__file__).resolve().parent / 'results'
+from nitedr_ros.fileio import scratch_folder
+from nitedr_ros.machine import machine_info
 
 
 def run_case(name: str, bag: Path, out: Path, models: dict[str, str], threads: int) -> dict:
     from nitedr_ros.transports.bag.derain import BagDerainOptions, derain_bag
 
+    print(f'case {name}:', flush=True)
     options = BagDerainOptions(input=bag, output=out, mode='nitedr', backend='onnxruntime-cpu', models=models,
-                               overrides={'threads': threads}, progress=False)
+                               overrides={'threads': threads}, progress=True)
     start = time.perf_counter()
     summary = derain_bag(options)
     wall = time.perf_counter() - start
@@ -48,21 +50,20 @@ def main() -> int:
     parser.add_argument('--height', type=int, default=720)
     parser.add_argument('--duration', type=float, default=3.0)
     parser.add_argument('--threads', type=int, default=0, help='ONNX Runtime intra-op threads (0 = default)')
-    parser.add_argument('--results', default=str(RESULTS))
+    add_output_arguments(parser)
     args = parser.parse_args()
+    results_dir = output_dir(args)
 
     from nitedr_ros.engines import tiny_models
     from nitedr_ros.paths import models_dir
     from nitedr_ros.transports.bag.sample import SampleSpec, make_sample
 
-    results_dir = Path(args.results)
-    results_dir.mkdir(parents=True, exist_ok=True)
     cases = []
-    with tempfile.TemporaryDirectory(prefix='nitedr_bench_bag_') as tmp:
-        folder = Path(tmp)
+    with scratch_folder(TEMP_PREFIX) as folder:
         bag = folder / 'sample'
         spec = SampleSpec(duration_s=args.duration, width=args.width, height=args.height,
                           cameras=('rgb', 'thermal'))
+        print(f'making the {args.width}x{args.height} sample bag ({args.duration:g} s)', flush=True)
         make_sample(bag, spec)
         tiny = {'derain': str(tiny_models.identity_model(folder / 'cleannet_identity.onnx')),
                 'fusion': str(tiny_models.blend_fusion_model(folder / 'fusionnet_blend.onnx', 0.5))}
@@ -81,7 +82,7 @@ def main() -> int:
                                                                           'thermal': spec.thermal_hz},
               'cases': cases, 'machine': machine_info(), 'time': time.strftime('%Y-%m-%d %H:%M:%S')}
     stem = f'bag_derain_{args.width}x{args.height}'
-    (results_dir / f'{stem}.json').write_text(json.dumps(result, indent=2))
+    write_result(results_dir, f'{stem}.json', json.dumps(result, indent=2))
     lines = [f'# bag derain throughput, {args.width}x{args.height}, nitedr mode, ONNX Runtime CPU', '',
              f'Sample bag: RGB {spec.rgb_hz:g} Hz + thermal {spec.thermal_hz:g} Hz, {args.duration:g} s, '
              f'{bag_mb:.0f} MB.', '',
@@ -93,8 +94,8 @@ def main() -> int:
         lines.append(f'| {case["case"]} | {case["sets"]} | {case["wall_s"]:.2f} | {case["sets_per_s"]:.1f} | '
                      f'{case["messages_per_s"]:.0f} | {processing:.1f} | {inference:.1f} |')
     lines += ['', f'Machine: {result["machine"]}', '']
-    (results_dir / f'{stem}.md').write_text('\n'.join(lines))
     print('\n'.join(lines))
+    write_result(results_dir, f'{stem}.md', '\n'.join(lines))
     return 0
 
 

@@ -4,7 +4,8 @@
 A publisher process sends sensor_msgs/Image on ``rt/bench/image`` with ``header.stamp`` set to the wall
 clock just before encoding; a subscriber process decodes each sample into a numpy image and records
 ``receive_done - stamp``. Both use the shipped loopback Cyclone config (or CYCLONEDDS_URI).
-Target: median under 10 ms with nothing lost. Writes benchmarks/results/dds_latency.{json,md}.
+Target: median under 10 ms with nothing lost. Writes ``dds_latency_*.{json,md}`` to a scratch folder (to
+benchmarks/results with ``--publish``).
 
     python benchmarks/bench_dds_latency.py [--frames 300] [--rate 30] [--width 1280 --height 720]
 """
@@ -20,8 +21,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_output import TEMP_PREFIX, add_output_arguments, output_dir, write_result
 
-RESULTS = Path(__file__).resolve().parent / 'results'
 TOPIC = '/bench/image'
 IMAGE = 'sensor_msgs/msg/Image'
 
@@ -104,8 +105,8 @@ def main() -> int:
     parser.add_argument('--qos', choices=('reliable', 'best_effort'), default='reliable')
     parser.add_argument('--domain', type=int, default=61)
     parser.add_argument('--role', choices=('main', 'sub'), default='main')
-    parser.add_argument('--out', default='')
-    parser.add_argument('--results', default=str(RESULTS))
+    parser.add_argument('--out', default='', help='(internal) where the subscriber process writes')
+    add_output_arguments(parser)
     args = parser.parse_args()
 
     from nitedr_ros.machine import machine_info
@@ -118,19 +119,25 @@ def main() -> int:
         return 0
 
     warmup = 10
-    results_dir = Path(args.results)
-    results_dir.mkdir(parents=True, exist_ok=True)
-    sub_out = results_dir / '.dds_latency_sub.json'
-    cmd = [sys.executable, __file__, '--role', 'sub', '--out', str(sub_out), '--frames',
-           str(args.frames + warmup), '--rate', str(args.rate), '--qos', args.qos,
-           '--domain', str(args.domain)]
-    subscriber = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    assert subscriber.stdout is not None
-    subscriber.stdout.readline()  # 'ready'
-    write_us = run_publisher(args, warmup)
-    subscriber.wait(timeout=120)
-    received = json.loads(sub_out.read_text())
-    sub_out.unlink()
+    results_dir = output_dir(args)
+    from nitedr_ros.fileio import scratch_folder
+
+    with scratch_folder(TEMP_PREFIX) as folder:
+        sub_out = folder / 'dds_latency_sub.json'
+        cmd = [sys.executable, __file__, '--role', 'sub', '--out', str(sub_out), '--frames',
+               str(args.frames + warmup), '--rate', str(args.rate), '--qos', args.qos,
+               '--domain', str(args.domain)]
+        subscriber = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        try:
+            assert subscriber.stdout is not None
+            subscriber.stdout.readline()  # 'ready'
+            print(f'publishing {args.frames + warmup} frames at {args.rate:g} Hz', flush=True)
+            write_us = run_publisher(args, warmup)
+            subscriber.wait(timeout=120)
+        finally:
+            if subscriber.poll() is None:
+                subscriber.kill()
+        received = json.loads(sub_out.read_text())
     latencies = np.array(received['latencies_ms'][warmup:] if len(received['latencies_ms']) > warmup
                          else received['latencies_ms'])
     sent = args.frames + warmup
@@ -145,7 +152,7 @@ def main() -> int:
         'time': time.strftime('%Y-%m-%d %H:%M:%S'),
     }
     stem = f'dds_latency_{args.width}x{args.height}_{args.qos}'
-    (results_dir / f'{stem}.json').write_text(json.dumps(result, indent=2))
+    write_result(results_dir, f'{stem}.json', json.dumps(result, indent=2))
     lat = result['latency_ms']
     markdown = (f'# DDS latency, {args.width}x{args.height} rgb8 at {args.rate:g} Hz, {args.qos}\n\n'
                 f'| sent | received | median ms | p90 ms | p99 ms | max ms | publish call ms |\n'
@@ -154,8 +161,8 @@ def main() -> int:
                 f'{lat.get("p90", float("nan")):.2f} | {lat.get("p99", float("nan")):.2f} | '
                 f'{lat.get("max", float("nan")):.2f} | {write_us / 1000:.2f} |\n\n'
                 f'Machine: {result["machine"]}\n')
-    (results_dir / f'{stem}.md').write_text(markdown)
     print(markdown)
+    write_result(results_dir, f'{stem}.md', markdown)
     return 0
 
 

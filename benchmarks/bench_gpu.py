@@ -19,8 +19,11 @@ configurations run once at 720p (eager fp16) for scale.
 Weights: the shipped ``models/<network>_realtime.pt`` where present, else seeded random weights (timing does
 not depend on them; the table says which).
 
-    python benchmarks/bench_gpu.py --output-dir benchmarks/results --force     # on a CUDA machine
+    python benchmarks/bench_gpu.py --publish --force                           # on a CUDA machine
     python benchmarks/bench_gpu.py --device cpu --smoke --output-dir /tmp/b    # CI: the script end to end
+
+Results go to a scratch folder unless ``--publish`` (benchmarks/results/gpu) or ``--output-dir``; they are
+rewritten after every row, so a run cut short by its GPU lease keeps what it measured.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import traceback
 from pathlib import Path
 
 import numpy as np
+from bench_output import add_output_arguments, output_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -290,8 +294,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--device', default='cuda')
-    parser.add_argument('--output-dir', default='',
-                        help='write gpu_bench.json/.md here, after every row (default: print only)')
+    add_output_arguments(parser, 'gpu')
     parser.add_argument('--force', action='store_true', help='overwrite existing results')
     parser.add_argument('--frames', type=int, default=50)
     parser.add_argument('--warmup', type=int, default=10)
@@ -313,12 +316,11 @@ def main() -> int:
     if args.smoke:
         args.frames, args.warmup = 2, 1
         variants = variants[:2]
-    out = Path(args.output_dir) if args.output_dir else None
-    if out is not None:
-        for name in ('gpu_bench.json', 'gpu_bench.md'):
-            if (out / name).exists() and not args.force:
-                print(f'bench_gpu: {out / name} exists (pass --force)', file=sys.stderr)
-                return 2
+    out = output_dir(args)
+    for name in ('gpu_bench.json', 'gpu_bench.md'):
+        if (out / name).exists() and not args.force:
+            print(f'bench_gpu: {out / name} exists (pass --force)', file=sys.stderr)
+            return 2
     machine = machine_info()
     machine['torch'] = torch.__version__
     if args.device.startswith('cuda'):
@@ -339,11 +341,8 @@ def main() -> int:
              for kind, name in (('network', 'cleannet'), ('mode', 'nitedr'), ('mode', 'single'))]
 
     def write(final: bool) -> None:
-        if out is None:
-            return
         report = {'machine': machine, 'matmul_peak_tflops': peak, 'frames': args.frames,
                   'warmup': args.warmup, 'complete': final, 'rows': rows}
-        out.mkdir(parents=True, exist_ok=True)
         write_text_atomic(out / 'gpu_bench.json', json.dumps(report, indent=1, default=str) + '\n')
         write_text_atomic(out / 'gpu_bench.md', markdown(rows, machine, peak, args))
 

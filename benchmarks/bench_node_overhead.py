@@ -10,17 +10,19 @@ conversion, output fields, four ``publish_image`` calls and, amortised, diagnost
 Messages carry ``array.array('B')`` buffers as rclpy delivers them. Variants, reported separately:
 
 - ``core``: the sink only receives the fields (the DDS runtime and the bag writer take the numpy view);
-- ``rclpy_path``: the sink also builds ``msg.data`` as the rclpy node does (``ImageFields.as_array()``: one
-  copy of every output image; rclpy's own serialization is not included); ``copy_ms`` is that copy alone;
+- ``rclpy_path``: as the rclpy node's sink: the pipeline writes each output straight into the sink's
+  ``array.array('B')`` (``allocate_image``) and ``msg.data`` takes that array (``ImageFields.as_array()``,
+  no copy); rclpy's own serialization is not included; ``copy_ms`` is the ``as_array()`` call alone;
+- ``rclpy_publish`` (only where ROS 2 is sourced): the node's real rclpy sink with real publishers and a
+  subscriber in the process, so rclpy's serialization and the DDS write are included;
 - ``offset_thermal``: thermal stamped 5 ms after the cameras (approximate matching, slop 15 ms), core.
 
 A second table measures ways to turn a pipeline output (numpy uint8) into the ``array.array('B')`` rclpy
-takes without per-element checks, per 1280x720 rgb8 image. ``ImageFields.as_array()`` (what the rclpy
-node uses: an empty array + ``frombytes(memoryview)``, one memcpy into a fresh buffer) ties with copying into
-a reused buffer and beats anything that goes through ``bytes``; a reused buffer measured no faster inside
-the node's flow and would alias every message published from it, so the node keeps the fresh buffer.
+takes without per-element checks, per 1280x720 rgb8 image, for the record: every one of them is a copy,
+which the rclpy path no longer makes (the pipeline writes into the array).
 
-Writes benchmarks/results/node_overhead.json and .md. Run: ``python benchmarks/bench_node_overhead.py``.
+Writes ``node_overhead.{json,md}`` to a scratch folder (benchmarks/results with ``--publish``).
+Run: ``python benchmarks/bench_node_overhead.py [--publish]``.
 """
 
 from __future__ import annotations
@@ -35,19 +37,19 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_output import add_output_arguments, output_dir, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from nitedr_ros.core.clock import ManualClock  # noqa: E402
-from nitedr_ros.core.images import ImageFields  # noqa: E402
+from nitedr_ros.core.images import ArrayBuffers, ImageFields  # noqa: E402
 from nitedr_ros.core.node_core import NodeCore  # noqa: E402
 from nitedr_ros.core.testing import make_image, pattern_image  # noqa: E402
-from nitedr_ros.core.topics import MODE_OUTPUTS  # noqa: E402
 from nitedr_ros.machine import machine_info  # noqa: E402
+from nitedr_ros.modes import MODE_OUTPUTS  # noqa: E402
 from nitedr_ros.pipeline.timing import percentile_summary  # noqa: E402
 
-RESULTS = ROOT / 'benchmarks' / 'results'
 MS = 1_000_000
 HEIGHT, WIDTH = 720, 1280
 STREAMS = (('rgb', 'rgb8'), ('left', 'bgr8'), ('right', 'bgr8'), ('thermal', 'mono16'))
@@ -70,9 +72,69 @@ class TimingSink:
             started = time.perf_counter_ns()
             image.as_array()
             self.copy_ns += time.perf_counter_ns() - started
+        self._published()
+
+    def _published(self) -> None:
         self.count += 1
         if self.count >= self.expected:
             self.done.set()
+
+
+class ArrayTimingSink(TimingSink):
+    """As the rclpy node's sink: outputs are written into reused ``array.array('B')`` buffers."""
+
+    def __init__(self) -> None:
+        super().__init__(copy_arrays=True)
+        self._buffers = ArrayBuffers()
+
+    def allocate_image(self, output, shape, dtype):
+        return self._buffers.allocate(output, shape, dtype)
+
+
+class RclpyTimingSink(TimingSink):
+    """The rclpy node's own sink with real publishers (and a subscriber, so messages are really sent)."""
+
+    def __init__(self) -> None:
+        super().__init__(copy_arrays=False)
+        import rclpy
+        from sensor_msgs.msg import Image
+
+        from nitedr_ros.core.topics import OUTPUT_TOPICS
+        from nitedr_ros.transports.rclpy_node import _RclpySink
+
+        rclpy.init()
+        self.node = rclpy.create_node('nitedr_overhead_bench')
+        self.inner = _RclpySink()
+        for output in MODE_OUTPUTS['full']:
+            self.inner.images[output] = self.node.create_publisher(Image, OUTPUT_TOPICS[output], 1)
+            self.node.create_subscription(Image, OUTPUT_TOPICS[output], lambda _msg: None, 1)
+
+    def allocate_image(self, output, shape, dtype):
+        return self.inner.allocate_image(output, shape, dtype)
+
+    def subscriber_count(self, output):
+        return self.inner.subscriber_count(output)
+
+    def publish_image(self, output, header, image) -> None:
+        started = time.perf_counter_ns()
+        self.inner.publish_image(output, header, image)
+        self.copy_ns += time.perf_counter_ns() - started
+        self._published()
+
+    def close(self) -> None:
+        import rclpy
+
+        self.node.destroy_node()
+        rclpy.shutdown()
+
+
+def rclpy_available() -> bool:
+    try:
+        import rclpy  # noqa: F401
+        from sensor_msgs.msg import Image  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
     def publish_camera_info(self, output, header, camera_info) -> None:
         pass
@@ -99,9 +161,13 @@ def _messages(count: int, thermal_offset_ms: int) -> list[list[tuple[str, object
     return sets
 
 
-def run_variant(sets_count: int, copy_arrays: bool, thermal_offset_ms: int) -> dict[str, object]:
+def make_sink(kind: str) -> TimingSink:
+    return {'fields': lambda: TimingSink(False), 'arrays': ArrayTimingSink, 'rclpy': RclpyTimingSink}[kind]()
+
+
+def run_variant(sets_count: int, sink_kind: str, thermal_offset_ms: int) -> dict[str, object]:
     clock = ManualClock(1000 * MS)
-    sink = TimingSink(copy_arrays)
+    sink = make_sink(sink_kind)
     pipeline_ms: list[float] = []
     core = NodeCore(
         {
@@ -146,6 +212,8 @@ def run_variant(sets_count: int, copy_arrays: bool, thermal_offset_ms: int) -> d
         backend = core.statuses()[-2].value('backend')
     finally:
         core.stop()
+        if hasattr(sink, 'close'):
+            sink.close()
     summary = percentile_summary(overhead)
     diag_ms = statistics.fmean(diagnostics) if diagnostics else 0.0
     return {
@@ -153,7 +221,7 @@ def run_variant(sets_count: int, copy_arrays: bool, thermal_offset_ms: int) -> d
         'backend': backend,
         'mean_ms': summary['mean'] + diag_ms / 30.0,
         **{f'{key}_ms': summary[key] for key in ('p50', 'p95', 'p99', 'max')},
-        'copy_ms_p50': percentile_summary(copies)['p50'] if copy_arrays else 0.0,
+        'copy_ms_p50': percentile_summary(copies)['p50'] if sink_kind != 'fields' else 0.0,
         'pipeline_ms_p50': percentile_summary(pipeline)['p50'],
         'diagnostics_publish_ms': diag_ms,
         'drops': {reason: n for reason, n in core.stats.drops_total().items() if n},
@@ -181,7 +249,7 @@ def copy_alternatives(repeats: int) -> dict[str, float]:
         return pooled
 
     candidates = {
-        'ImageFields.as_array (rclpy node)': fields.as_array,
+        'ImageFields.as_array of a numpy image': fields.as_array,
         "array('B') + frombytes(memoryview)": frombytes_memoryview,
         "array('B', bytes(memoryview))": lambda: array.array('B', bytes(memoryview(source))),
         "array('B', ndarray.tobytes())": lambda: array.array('B', source.tobytes()),
@@ -206,9 +274,18 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--sets', type=int, default=100, help='measured sets per variant')
     parser.add_argument('--copy-repeats', type=int, default=15)
+    add_output_arguments(parser)
     args = parser.parse_args(argv)
-    variants = {'core': (False, 0), 'rclpy_path': (True, 0), 'offset_thermal': (False, 5)}
-    results = {name: run_variant(args.sets, copy, offset) for name, (copy, offset) in variants.items()}
+    results_dir = output_dir(args)
+    variants = {'core': ('fields', 0), 'rclpy_path': ('arrays', 0), 'offset_thermal': ('fields', 5)}
+    if rclpy_available():
+        variants['rclpy_publish'] = ('rclpy', 0)
+    else:
+        print('rclpy is not importable (source ROS 2): the rclpy_publish variant is skipped', flush=True)
+    results = {}
+    for name, (kind, offset) in variants.items():
+        print(f'variant {name}: {args.sets + WARM_UP} sets', flush=True)
+        results[name] = run_variant(args.sets, kind, offset)
     copies = copy_alternatives(args.copy_repeats)
     fastest = min(copies, key=copies.get)
     report = {
@@ -221,16 +298,15 @@ def main(argv=None) -> int:
         'copy_alternatives_ms': copies,
         'fastest_copy': fastest,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / 'node_overhead.json').write_text(json.dumps(report, indent=2) + '\n')
+    write_result(results_dir, 'node_overhead.json', json.dumps(report, indent=2))
     lines = [
         f'# Node overhead per 1280x720 four-stream set (mode full, identity backend, pipeline time '
         f'subtracted; target < {TARGET_MS} ms)',
         '',
         f'Machine: {report["machine"]}',
         '',
-        '| variant | p50 ms | p95 ms | p99 ms | max ms | mean ms (incl. diagnostics) | of which output copy '
-        'p50 ms | pipeline p50 ms (excluded) | diagnostics ms |',
+        '| variant | p50 ms | p95 ms | p99 ms | max ms | mean ms (incl. diagnostics) | of which msg.data '
+        '(rclpy_publish: whole publish) p50 ms | pipeline p50 ms (excluded) | diagnostics ms |',
         '|---|---|---|---|---|---|---|---|---|',
     ]
     for name, r in results.items():
@@ -242,21 +318,21 @@ def main(argv=None) -> int:
     lines += [
         '',
         '`core`: what the DDS runtime and `nitedr bag derain` pay; `rclpy_path`: what the rclpy node pays '
-        "(plus rclpy's own serialization, not measured here): the core plus one memcpy of each output into "
-        "the `array.array('B')` rclpy takes without per-element checks.",
+        "before rclpy's own serialization: the pipeline writes each output into the `array.array('B')` that "
+        '`msg.data` takes (no copy); `rclpy_publish`: the rclpy node\'s real sink and publishers (real '
+        'ROS 2, a subscriber in the process): serialization and the DDS write included.',
         '',
         '## numpy output -> `array.array(\'B\')` for `msg.data` (one 1280x720 rgb8 image, best of runs)',
         '',
-        'The rclpy node uses `ImageFields.as_array` (one memcpy into a fresh array); reused buffers tie at '
-        'best and would alias every published message.',
+        'What a copy into `msg.data` would cost (the rclpy node made one before it wrote into the array).',
         '',
         '| method | ms |',
         '|---|---|',
         *[f'| {name}{" (fastest)" if name == fastest else ""} | {ms:.3f} |' for name, ms in copies.items()],
         '',
     ]
-    (RESULTS / 'node_overhead.md').write_text('\n'.join(lines))
     print('\n'.join(lines))
+    write_result(results_dir, 'node_overhead.md', '\n'.join(lines))
     return 0
 
 

@@ -5,12 +5,13 @@ Runs ``nitedr bench --mode nitedr`` (each case in its own process: both networks
 torch eager on the same weights interleaved frame by frame) for
   1. the NiteDR paper configuration at 256x256, ONNX Runtime CPU vs torch eager (target: >= 1.5x),
   2. the NiteDR realtime configuration at 640x360 and 1280x720 (fps), also against torch eager,
-and writes ``benchmarks/results/runtime_*.json`` / ``.png`` per case plus ``runtime_summary.md`` with the
-machine they ran on. ``--sweep`` adds ONNX Runtime graph-optimisation levels and thread counts for the
-paper case, to explain the ratio. ``--quick`` is 1 warm-up + 1 frame per case at the real sizes;
-``--smoke`` the same at 64x64 (checks the script end to end in about two minutes; numbers meaningless).
+and writes ``runtime_*.json`` / ``.png`` per case plus ``runtime_summary.md`` with the machine they ran on,
+to a scratch folder (to benchmarks/results with ``--publish``). ``--sweep`` adds ONNX Runtime
+graph-optimisation levels and thread counts for the paper case, to explain the ratio. ``--quick`` is
+1 warm-up + 1 frame per case at the real sizes; ``--smoke`` the same at 64x64 (checks the script end to
+end in about two minutes; numbers meaningless).
 
-    python benchmarks/bench_runtime.py --force            # full run, ~20-30 min on 2 cores
+    python benchmarks/bench_runtime.py --publish --force  # full run, ~20-30 min on 2 cores
     python benchmarks/bench_runtime.py --quick --force    # one frame per case
     python benchmarks/bench_runtime.py --smoke --output-dir /tmp/bench --force
 """
@@ -23,6 +24,8 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+from bench_output import add_output_arguments, output_dir
 
 from nitedr_ros.fileio import write_text_atomic
 
@@ -110,7 +113,7 @@ def summary(results: dict[str, dict], args: argparse.Namespace) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--output-dir', type=Path, default=ROOT / 'benchmarks' / 'results')
+    add_output_arguments(parser)
     parser.add_argument('--threads', type=int, default=0, help='0 = library defaults (all cores)')
     parser.add_argument('--quick', action='store_true', help='1 warm-up + 1 timed frame per case')
     parser.add_argument('--smoke', action='store_true', help='as --quick, at 64x64 (checks the script)')
@@ -118,6 +121,7 @@ def main() -> int:
     parser.add_argument('--only', nargs='*', default=None, help='case names to run (default: all)')
     parser.add_argument('--force', action='store_true', help='overwrite existing result files')
     args = parser.parse_args()
+    args.output_dir = output_dir(args)
     summary_path = args.output_dir / 'runtime_summary.md'
     if summary_path.exists() and not args.force:
         print(f'{summary_path} exists; pass --force to overwrite it', file=sys.stderr)

@@ -8,7 +8,8 @@ Time/Duration objects (so it is, if anything, faster than the real one). Scenari
   within the slop (the notes' worst case: ~339 ms per message for message_filters);
 - ``steady_30hz_q50`` / ``steady_30hz_q5``: four cameras at 30 Hz with +-3 ms jitter, one set per frame.
 
-Writes benchmarks/results/sync_bench.json and .md. Run: ``python benchmarks/bench_sync.py [--quick]``.
+Writes ``sync_bench.{json,md}`` to a scratch folder (benchmarks/results with ``--publish``, which a
+``--quick`` run should never use). Run: ``python benchmarks/bench_sync.py [--quick] [--publish]``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import threading
 import time
 from pathlib import Path
 
+from bench_output import add_output_arguments, output_dir, write_result
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -30,7 +33,6 @@ from nitedr_ros.machine import machine_info  # noqa: E402
 from nitedr_ros.pipeline.timing import percentile_summary  # noqa: E402
 
 MS = 1_000_000
-RESULTS = ROOT / 'benchmarks' / 'results'
 
 
 class MessageFiltersPythonReference:
@@ -141,7 +143,11 @@ def main(argv=None) -> int:
         default=20.0,
         help='stop timing the reference after this much time per scenario',
     )
+    add_output_arguments(parser)
     args = parser.parse_args(argv)
+    if args.quick and args.publish:
+        parser.error('--quick numbers are smoke numbers: they are never published over the reference')
+    results_dir = output_dir(args)
     frames = 150 if args.quick else 1500
     limit = 2.0 if args.quick else args.reference_limit_s
     slop = 50 * MS
@@ -172,8 +178,7 @@ def main(argv=None) -> int:
         'note': 'reference = message_filters Python algorithm re-implemented with int stamps (no rclpy '
         'Time/Duration allocation), so the real one is slower',
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / 'sync_bench.json').write_text(json.dumps(report, indent=2) + '\n')
+    write_result(results_dir, 'sync_bench.json', json.dumps(report, indent=2))
     lines = [
         '# Synchronizer: four inputs, per-message cost',
         '',
@@ -190,8 +195,8 @@ def main(argv=None) -> int:
             f'| {m["max_ms"]:.3f} | {r["sets_ours"]} / {r["sets_reference"]} |'
         )
     lines += ['', report['note'], '']
-    (RESULTS / 'sync_bench.md').write_text('\n'.join(lines))
     print('\n'.join(lines))
+    write_result(results_dir, 'sync_bench.md', '\n'.join(lines))
     return 0
 
 

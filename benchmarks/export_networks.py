@@ -1,7 +1,7 @@
 """Export every network/configuration to ONNX (random weights), with parity, fp16 and TensorRT checks.
 
-Writes benchmarks/results/export_networks.json and .md (plus machine info). The ONNX files go to a
-temporary folder and are deleted. Usage::
+Writes ``export_networks.{json,md}`` (plus machine info) to a scratch folder, to benchmarks/results with
+``--publish``. The ONNX files go to a temporary folder and are deleted. Usage::
 
     python benchmarks/export_networks.py [--network N ...] [--config C ...] [--height 64 --width 64]
 """
@@ -11,11 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / 'results'
+from bench_output import TEMP_PREFIX, add_output_arguments, output_dir, write_result
 
 
 def export_one(network: str, config: str, height: int, width: int, folder: Path) -> dict[str, object]:
@@ -83,19 +82,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--height', type=int, default=64)
     parser.add_argument('--width', type=int, default=64)
     parser.add_argument('--name', default='export_networks', help='results file stem')
+    add_output_arguments(parser)
     args = parser.parse_args(argv)
+    results_dir = output_dir(args)
+    from nitedr_ros.fileio import scratch_folder
+
     info = machine_info({'torch_threads': torch.get_num_threads()})
     rows = []
-    with tempfile.TemporaryDirectory(prefix='nitedr-export-') as tmp:
+    with scratch_folder(TEMP_PREFIX) as tmp:
         for network in args.network:
             for config in args.config:
-                row = export_one(network, config, args.height, args.width, Path(tmp))
+                print(f'exporting {network}/{config}', flush=True)
+                row = export_one(network, config, args.height, args.width, tmp)
                 rows.append(row)
                 print(json.dumps({k: v for k, v in row.items() if not k.startswith('check_')}), flush=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f'{args.name}.json').write_text(json.dumps({'machine': info, 'rows': rows}, indent=2))
-    (RESULTS / f'{args.name}.md').write_text(to_markdown(rows, info))
     print(to_markdown(rows, info))
+    write_result(results_dir, f'{args.name}.json', json.dumps({'machine': info, 'rows': rows}, indent=2))
+    write_result(results_dir, f'{args.name}.md', to_markdown(rows, info))
     return 0 if all(r.get('ok') for r in rows) else 1
 
 

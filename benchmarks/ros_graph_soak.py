@@ -5,9 +5,10 @@
 Needs ROS 2 sourced and this package in a sourced colcon workspace (``scripts/test.sh`` builds it into
 ``build/ros_install``). Reports the output rates, the latency percentiles the node publishes on
 ``/diagnostics``, the drops by reason, what ``ros2 node list`` / ``ros2 param get`` said, and whether the node
-shut down cleanly; writes ``<out>/soak_<backend>.md`` and ``.json``.
+shut down cleanly; writes ``soak_<backend>.md`` and ``.json`` to a scratch folder (benchmarks/results/ros2
+with ``--publish``).
 
-    python benchmarks/ros_graph_soak.py --minutes 3 --backend identity --output-dir benchmarks/results/ros2
+    python benchmarks/ros_graph_soak.py --minutes 3 --backend identity --publish
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / 'test'))
 
+from bench_output import add_output_arguments, output_dir, write_result  # noqa: E402
 from ros_graph import Launched, Probe, diagnostic_values, graph_env, private_domain, ros_image  # noqa: E402
 
 from nitedr_ros.core.testing import pattern_image  # noqa: E402
-from nitedr_ros.fileio import write_text_atomic  # noqa: E402
 from nitedr_ros.machine import machine_info  # noqa: E402
 
 
@@ -43,17 +44,15 @@ def main() -> int:
     parser.add_argument('--width', type=int, default=320)
     parser.add_argument('--height', type=int, default=240)
     parser.add_argument('--rate', type=float, default=10.0)
-    parser.add_argument('--output-dir', default='')
+    add_output_arguments(parser, 'ros2')
     args = parser.parse_args()
+    out = output_dir(args)
     from diagnostic_msgs.msg import DiagnosticArray
     from sensor_msgs.msg import Image
 
     domain = private_domain()
     env = graph_env(domain)
-    out = Path(args.output_dir) if args.output_dir else None
-    log = (out or Path('/tmp')) / f'soak_{args.backend}.launch.log'
-    if out:
-        out.mkdir(parents=True, exist_ok=True)
+    log = out / f'soak_{args.backend}.launch.log'
     probe = Probe(domain, 'nitedr_soak_probe')
     for topic in ('/rgb/image', '/thermal/image'):
         probe.publisher(Image, topic)
@@ -136,9 +135,8 @@ def main() -> int:
         f'- node alive at the end: {report.get("alive_at_end")}; Ctrl-C exit code {code}; errors in the '
         f'output: {report["errors_in_output"] or "none"}', ''])
     print(text)
-    if out:
-        write_text_atomic(out / f'soak_{args.backend}.md', text)
-        write_text_atomic(out / f'soak_{args.backend}.json', json.dumps(report, indent=1, default=str) + '\n')
+    write_result(out, f'soak_{args.backend}.md', text)
+    write_result(out, f'soak_{args.backend}.json', json.dumps(report, indent=1, default=str))
     return 0 if code == 0 and not report['errors_in_output'] and report.get('alive_at_end') else 1
 
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from . import __version__
 from .errors import NitedrError
+from .interrupts import exit_status, terminate_as_interrupt
 
 # verb -> module under nitedr_ros.commands
 VERBS: dict[str, str] = {
@@ -88,14 +89,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f'nitedr {verb}', description=module.HELP)
     module.add_arguments(parser)
     parsed = parser.parse_args(args[1:])
+    terminate_as_interrupt()  # SIGTERM (systemd, timeout, docker stop) cleans up as Ctrl-C does
     try:
         return int(module.run(parsed) or 0)
     except NitedrError as exc:
         print(f'nitedr {verb}: error: {exc}', file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f'nitedr {verb}: interrupted', file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        status = exit_status(exc)
+        print(f'nitedr {verb}: interrupted ({"SIGTERM" if status == 143 else "Ctrl-C"})', file=sys.stderr)
+        return status
     except ImportError as exc:  # an optional package a verb imports when it needs it
         line = missing_extra(exc)
         if line is None:

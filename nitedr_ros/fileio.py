@@ -1,4 +1,5 @@
-"""Atomic file output: write under a temporary name beside the target, rename on success (stdlib only).
+"""Atomic file output: write under a temporary name beside the target, rename on success; scratch folders
+that a later run cleans up when the process that made them died (stdlib only).
 
 A reader never sees a half-written file and a failed or interrupted write leaves the old file (or none) in
 place. The temporary name is hidden, unique per process and call (``.<stem>.<pid>.<random>.tmp<suffix>``) and
@@ -9,9 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+
+from .interrupts import stale_pid_entries
 
 
 @contextlib.contextmanager
@@ -50,3 +55,31 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
     with atomic_output(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+def remove_stale(folder: str | os.PathLike[str], prefix: str) -> list[Path]:
+    """Remove ``<prefix><pid>[-...]`` entries of ``folder`` left by processes that no longer run (killed
+    before their clean-up); returns what was removed."""
+    removed = []
+    for entry in stale_pid_entries(Path(folder), prefix):
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                entry.unlink()
+        removed.append(entry)
+    return removed
+
+
+@contextlib.contextmanager
+def scratch_folder(prefix: str, parent: str | os.PathLike[str] | None = None) -> Iterator[Path]:
+    """A temporary folder ``<parent>/<prefix><pid>-<random>`` removed on exit (interrupts included); stale
+    folders of the same prefix from dead processes are removed first. ``parent``: the system temp folder."""
+    base = Path(parent) if parent is not None else Path(tempfile.gettempdir())
+    base.mkdir(parents=True, exist_ok=True)
+    remove_stale(base, prefix)
+    folder = Path(tempfile.mkdtemp(prefix=f'{prefix}{os.getpid()}-', dir=base))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

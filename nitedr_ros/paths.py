@@ -62,7 +62,10 @@ def resolve_model(path: str | os.PathLike[str]) -> Path:
     for place in (candidate, models_dir() / candidate):
         if place.is_file() or (place.suffix == '.onnx' and existing_variants(place)):
             return place
-    raise ConfigError(f'model file not found: {path} (looked in {Path.cwd()} and {models_dir()})')
+    from .modes import MODES
+
+    hint = f'; {path} is a pipeline mode: use --mode {path}' if str(path) in MODES else ''
+    raise ConfigError(f'model file not found: {path} (looked in {Path.cwd()} and {models_dir()}){hint}')
 
 
 def resolve_config(path: str | os.PathLike[str]) -> Path:
@@ -91,6 +94,19 @@ def shared_data_dir() -> Path | None:
         if candidate.is_dir():
             return candidate
     return None
+
+
+def portable_path(path: str | os.PathLike[str]) -> str:
+    """A path as reports should record it, without this machine's layout: ``$NITEDR_DATA/...`` inside the
+    shared data, relative inside the checkout, a relative path as given, else the file name only."""
+    resolved = Path(path).expanduser().resolve()
+    data = shared_data_dir()
+    if data is not None and resolved.is_relative_to(data.resolve()):
+        return '$NITEDR_DATA/' + resolved.relative_to(data.resolve()).as_posix()
+    if resolved.is_relative_to(CHECKOUT_DIR):
+        return resolved.relative_to(CHECKOUT_DIR).as_posix()
+    given = Path(path)
+    return given.name if given.expanduser().is_absolute() else str(given)
 
 
 def ensure_writable_output(path: str | os.PathLike[str], force: bool) -> Path:

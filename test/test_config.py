@@ -66,13 +66,3 @@ def test_there_is_one_file_per_mode():
     from nitedr_ros.modes import MODES
 
     assert sorted(MODE_FILES) == sorted(MODES)
-
-
-@pytest.mark.parametrize(('mode', 'name'), MODE_FILES.items())
-def test_mode_file_lists_the_engine_parameters_of_its_roles(mode, name):
-    from nitedr_ros.modes import MODE_ROLES
-
-    given = load_parameter_file(CONFIG_DIR / name).given
-    assert {'workspace_mb', 'optimization_level', 'gpu_id'} <= set(given)
-    assert {k.split('.', 1)[1] for k in given if k.startswith('engine_files.')} == set(MODE_ROLES[mode])
-    assert {k.split('.', 1)[1] for k in given if k.startswith('models.')} == set(MODE_ROLES[mode])

@@ -4,6 +4,7 @@ skip or a collection error (colcon test and launch_testing count those wrong).""
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import subprocess
 import sys
@@ -24,9 +25,11 @@ def test_missing_optional_dependencies_skip_each_test_with_the_reason(tmp_path):
         "import pytest\n\npytest.importorskip('tensorrt')\n\n\ndef test_four():\n    pass\n")
     broken = 'import not_an_optional_package_at_all\n\n\ndef test_x():\n    pass\n'
     (tmp_path / 'test_broken.py').write_text(broken)
+    env = {k: v for k, v in os.environ.items() if k != 'PYTEST_ADDOPTS'}  # colcon test passes its args there
     result = subprocess.run([sys.executable, '-m', 'pytest', '-q', '-rs', '-p', 'no:cacheprovider',
                              '--continue-on-collection-errors',
-                             str(tmp_path)], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+                             str(tmp_path)], capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                            env=env)
     out = result.stdout + result.stderr
     assert '4 skipped' in out, out
     assert 'needs tensorrt (not installed here)' in out

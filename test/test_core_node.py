@@ -459,3 +459,67 @@ def test_real_pipeline_with_the_identity_backend(mode, inputs):
         assert header.frame_id == source and fields.encoding == dict(inputs)[source]
         np.testing.assert_array_equal(fields.as_numpy().reshape(pixels[source].shape), pixels[source])
     assert sink.last_statuses()['pipeline'].value('backend') == 'identity'
+
+
+class RecordingLogger:
+    """Any severity: (severity, message) appended to ``lines``."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+
+    def __getattr__(self, severity):
+        return lambda message, **_: self.lines.append((severity, message))
+
+
+def test_every_set_dropped_as_stale_is_said_early_and_loudly():
+    logger = RecordingLogger()
+    core, sink, clock, _ = make_core({'mode': 'single', 'max_input_age_ms': 200.0}, logger=logger)
+    clock.set_ns(10 * 86_400_000 * MS)  # the system clock, ten days after the bag was recorded
+    for k in range(8):
+        core.on_image('rgb', make_image(RGB, 'rgb8', (1000 + 50 * k) * MS))
+    assert sink.images == [] and core.stats.drops_total()['stale'] == 8
+    alarms = [(severity, text) for severity, text in logger.lines if 'dropped as stale' in text]
+    assert len(alarms) == 1 and alarms[0][0] == 'error'
+    assert 'use_sim_time' in alarms[0][1] and '863998.8 s before the node clock' in alarms[0][1]
+
+
+def test_the_thermal_timeout_before_any_input_does_not_claim_rgb_is_published():
+    logger = RecordingLogger()
+    core, _, clock, _ = make_core({'ir_timeout_ms': 500.0}, logger=logger, synchronous=False)
+    try:
+        clock.set_ns(1000 * MS)
+        core.tick()
+        clock.set_ns(2000 * MS)
+        core.tick()
+        warnings = [text for severity, text in logger.lines if severity == 'warning' and 'thermal' in text]
+        assert len(warnings) == 1 and 'no RGB frame yet either' in warnings[0], logger.lines
+        assert 'publishing derained RGB without fusion' not in warnings[0]
+    finally:
+        core.stop()
+
+
+@pytest.mark.parametrize('thermal_range', [[0.0, 0.0], [250.0, 320.0]])
+def test_32fc1_thermal_from_a_radiometric_camera_is_fused(thermal_range):
+    # the real pipeline (identity backend): it maps the float plane to [0, 1] before fusion
+    clock = ManualClock(1000 * MS)
+    sink = RecordingSink()
+    core = NodeCore({'sync.min_interval_ms': 30.0, 'max_input_age_ms': 0.0, 'backend': 'identity',
+                     'thermal_range': thermal_range}, sink=sink, clock=clock, synchronous=True)
+    core.start()
+    kelvin = pattern_image(6, 8, '32FC1', seed=4)
+    kelvin[0, 0] = np.nan  # a dead pixel
+    for t in (1000, 1033, 1066):
+        clock.set_ns(t * MS)
+        core.on_image('rgb', make_image(RGB, 'rgb8', t * MS, 'camera'))
+        core.on_image('thermal', make_image(kelvin, '32FC1', t * MS, 'thermal'))
+    fused = sink.outputs('fused')
+    assert len(fused) == 3 and core.stats.drops_total()['bad_message'] == 0
+    assert fused[0][1].encoding == 'rgb8' and fused[0][1].height == 6
+    core.stop()
+
+
+def test_32fc1_on_a_colour_stream_is_a_bad_message_naming_the_encoding():
+    core, sink, _, _ = make_core({'mode': 'single'})
+    core.on_image('rgb', make_image(pattern_image(6, 8, '32FC1'), '32FC1', 1000 * MS))
+    assert sink.images == [] and core.stats.drops_total()['bad_message'] == 1
+    assert '32FC1 is a thermal measurement encoding' in core.stats.streams['rgb'].last_bad

@@ -123,6 +123,37 @@ def test_sim_time_follows_clock_messages():
         player.close()
 
 
+def test_without_use_sim_time_the_clock_switches_to_clock_when_it_is_published():
+    domain = next(_domains)
+    runtime = DdsNodeRuntime(validate({'mode': 'single'}), domain_id=domain, pipeline=PassthroughPipeline())
+    player = DdsNode('player', domain_id=domain)
+    try:
+        runtime.start()
+        assert runtime.clock.now_ns() > 10**18  # the system clock
+        assert runtime.clock_description() == 'system time until /clock is published'
+        assert '/clock' in runtime.describe_topics()['subscribes']
+        publisher = player.create_publisher('/clock', 'rosgraph_msgs/msg/Clock', QosProfile('best_effort', 1))
+        assert player.wait_for_matches([publisher], 15.0)
+        types = player.typestore.types
+        publisher.publish(types['rosgraph_msgs/msg/Clock'](types['builtin_interfaces/msg/Time'](1234, 5)))
+        assert _wait(lambda: runtime.clock.now_ns() == 1234 * 10**9 + 5)
+        assert runtime.clock_description() == 'sim time'
+    finally:
+        runtime.shutdown(flush=False, linger_s=0.0)
+        player.close()
+
+
+def test_use_sim_time_false_keeps_the_system_clock():
+    runtime = DdsNodeRuntime(validate({'mode': 'single'}), ros_params={'use_sim_time': False},
+                             domain_id=next(_domains), pipeline=PassthroughPipeline())
+    try:
+        runtime.start()
+        assert '/clock' not in runtime.describe_topics()['subscribes']
+        assert runtime.clock_description() == 'system time'
+    finally:
+        runtime.shutdown(flush=False, linger_s=0.0)
+
+
 def test_incompatible_qos_is_reported_to_the_core():
     """A reliable node subscription and a best-effort camera never connect: the core hears about it."""
     domain = next(_domains)

@@ -52,6 +52,7 @@ def test_demo_runs_the_whole_path_and_writes_its_outputs(tmp_path, capsys):
     assert cv2.imread(str(run_dir / 'latency.png')) is not None
     report = (run_dir / 'report.md').read_text()
     assert '| end to end' in report and 'grid.png' in report
+    assert '## What the counts mean' in report and f'of {summary["sets"]} sets processed' in report
     for log in ('node.log', 'player.log', 'recorder.log'):
         assert (run_dir / log).stat().st_size > 0
 
@@ -98,3 +99,52 @@ def test_demo_full_mode_with_the_identity_backend_needs_no_models(tmp_path, monk
     assert grid is not None and grid.shape[1] > 4 * grid.shape[0]  # eight columns of images
     last_column = grid[grid.shape[0] // 5:, -grid.shape[1] // 9:]  # derained right, below the titles
     assert last_column.mean() < 200  # images (matched to their rows by the stereo stamps), not blank cells
+
+
+def test_the_report_explains_every_count_in_words():
+    from nitedr_ros.transports.bag.demo_report import explain_counts
+
+    # the demo's sample: RGB 20 Hz, thermal 10 Hz, 4 s; a slow CPU; two thermal frames lost on the way
+    counts = {'frames_in': {'rgb': 80, 'thermal': 38}, 'sets_total': 40, 'outputs_total': 16,
+              'dropped': {'rgb.sync': 40, 'rgb.busy': 32, 'thermal.busy': 32}}
+    lines = explain_counts(counts, {'rgb': 80, 'thermal': 40}, {'rgb': 20.0, 'thermal': 10.0},
+                           outputs_recorded=15, outputs_per_set=2)
+    text = '\n'.join(lines)
+    assert 'rgb: the player published 80 frames; the node received all of them.' in text
+    assert 'thermal: the player published 40 frames and the node received 38: 2 lost in transport' in text
+    assert ('rgb: 40 frames found no partner within the synchronizer\'s slop and were not part of any set: '
+            'rgb runs at 20 Hz and thermal at 10 Hz, so about 50% of the rgb frames have no partner by '
+            'design.') in text
+    assert '8 of 40 sets processed and published.' in text
+    assert '32 sets not processed (busy): the node was still processing the previous set' in text
+    assert '16 output images published (2 per processed set); the recorder received 15, 1 lost in ' \
+           'transport.' in text
+
+
+def test_a_bag_on_other_topics_is_subscribed_through_remaps(tmp_path):
+    from rosbags.rosbag2 import Reader, Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    from nitedr_ros.commands.demo import bag_streams
+
+    make_sample(tmp_path / 'node_names', SampleSpec(duration_s=0.5, width=32, height=24,
+                                                    cameras=('rgb', 'thermal')))
+    renamed = {'/rgb/image': '/front/image_raw', '/rgb/camera_info': '/front/camera_info',
+               '/thermal/image': '/flir/image_raw', '/thermal/camera_info': '/flir/camera_info'}
+    store = get_typestore(Stores.ROS2_JAZZY)
+    with Reader(tmp_path / 'node_names') as reader, Writer(tmp_path / 'driver_names', version=8) as writer:
+        connections = {c.id: writer.add_connection(renamed[c.topic], c.msgtype, typestore=store)
+                       for c in reader.connections}
+        for connection, stamp, raw in reader.messages():
+            writer.write(connections[connection.id], stamp, raw)
+
+    topics, options = bag_streams(tmp_path / 'driver_names', 'nitedr', {})
+    assert topics == {'rgb': '/front/image_raw', 'thermal': '/flir/image_raw'}
+    assert options == ['--remap', 'rgb/image:=/front/image_raw',
+                       '--remap', 'rgb/camera_info:=/front/camera_info',
+                       '--remap', 'thermal/image:=/flir/image_raw',
+                       '--remap', 'thermal/camera_info:=/flir/camera_info']
+    topics, _ = bag_streams(tmp_path / 'driver_names', 'nitedr', {'thermal': '/flir/image_raw'})
+    assert topics['thermal'] == '/flir/image_raw'
+    assert bag_streams(tmp_path / 'node_names', 'nitedr', {}) == (
+        {'rgb': '/rgb/image', 'thermal': '/thermal/image'}, [])

@@ -48,10 +48,15 @@ def _values(status) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_player_node_recorder_over_dds(e2e_setup):
+@pytest.mark.parametrize('clock', ['--use-sim-time', 'readme-recipe'])
+def test_player_node_recorder_over_dds(e2e_setup, clock):
+    """``readme-recipe``: as the README says, ``nitedr run --params config/nitedr.yaml`` (max_input_age_ms
+    200, no sim-time option) with ``nitedr bag play BAG --clock``: the node switches to /clock by itself,
+    so the bag's old stamps are not dropped as stale."""
     folder, models, bag = e2e_setup
-    domain = str(private_domain_id(70))  # offsets 70-79 here
-    recorded = folder / 'recorded'
+    domain = str(private_domain_id(70 if clock == '--use-sim-time' else 71))  # offsets 70-79 here
+    recorded = folder / f'recorded{clock}'
+    clock_args = ['--use-sim-time'] if clock == '--use-sim-time' else ['--params', 'nitedr.yaml']
     processes: list[ChildProcess] = []
 
     def start(name: str, args: list[str]) -> ChildProcess:
@@ -62,7 +67,7 @@ def test_player_node_recorder_over_dds(e2e_setup):
         recorder = start('recorder', ['bag', 'record', str(recorded), '--domain', domain,
                                       '--topics', *OUTPUTS])
         recorder.wait_for(lambda line: line == 'recording', 60, 'start')
-        node = start('node', ['run', '--domain', domain, '--use-sim-time', '--backend', 'onnxruntime-cpu',
+        node = start('node', ['run', '--domain', domain, *clock_args, '--backend', 'onnxruntime-cpu',
                               '--model', f'derain={models["derain"]}',
                               '--model', f'fusion={models["fusion"]}',
                               '--param', 'threads=1', '--param', 'qos.output.depth=50',
@@ -113,6 +118,7 @@ def test_player_node_recorder_over_dds(e2e_setup):
     assert 0 < frames_seen <= len(inputs['/rgb/image'])
     assert frames_seen == sets + frame_drops
     assert sets == len(derained) + set_drops
+    assert int(rgb['dropped_stale']) == 0, 'the bag\'s stamps were judged on the system clock'
     assert len(derained) == stopped['sets'] - set_drops
     assert int(_values(statuses['pipeline'])['outputs_total']) == stopped['outputs'] == 2 * len(derained)
 

@@ -135,10 +135,10 @@ def test_auto_survives_a_failing_tensorrt(model_dir, monkeypatch):
 
 def test_tensorrt_refuses_without_a_cuda_device(model_dir, tmp_path):
     # Refuses before any TensorRT object exists (tensorrt is not even imported).
-    with pytest.raises(BackendUnavailableError, match='TensorRT needs CUDA device 0: cudaGetDeviceCount'):
+    with pytest.raises(BackendUnavailableError, match=r'no CUDA GPU found, and TensorRT needs one \(cuda'):
         TensorRTEngine(model_dir / 'gain.onnx', EngineOptions('tensorrt', cache_dir=str(tmp_path)),
                        probe=NO_DEVICE)
-    with pytest.raises(BackendUnavailableError, match='needs CUDA device'):
+    with pytest.raises(BackendUnavailableError, match='no CUDA GPU found'):
         prepare_engine(model_dir / 'gain.onnx', EngineOptions('tensorrt'), probe=NO_DEVICE)
     assert list(tmp_path.iterdir()) == []
 
@@ -146,7 +146,7 @@ def test_tensorrt_refuses_without_a_cuda_device(model_dir, tmp_path):
 def test_tensorrt_backend_refuses_cleanly_on_this_machine(model_dir, tmp_path):
     if cuda_module.cuda_device_count() > 0:
         pytest.skip('a CUDA device is present')
-    with pytest.raises(BackendUnavailableError, match='CUDA device'):
+    with pytest.raises(BackendUnavailableError, match='no CUDA GPU found'):
         open_engine(model_dir / 'gain.onnx', EngineOptions('tensorrt', cache_dir=str(tmp_path)))
     assert 'tensorrt' not in sys.modules
 
@@ -343,3 +343,11 @@ def test_a_real_network_agrees_between_onnxruntime_at_its_default_level_and_torc
     assert a.shape == b.shape == (1, 3, 32, 40)
     assert float(np.abs(b - feed[spec.input_names[0]]).max()) > 1e-2  # not an identity
     assert float(np.abs(a - b).max()) <= 1e-3
+
+
+def test_a_gpu_id_beyond_the_devices_names_the_count():
+    from nitedr_ros.engines.tensorrt_engine import require_cuda_device
+
+    with pytest.raises(BackendUnavailableError, match=r'CUDA device 1, but only 1 CUDA device\(s\) exist'):
+        require_cuda_device(1, CudaProbe(1, ''))
+    assert require_cuda_device(0, CudaProbe(1, '')).count == 1

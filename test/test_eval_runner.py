@@ -188,3 +188,14 @@ def test_grid_leaves_out_panels_the_data_has_no_image_for(tmp_path):
     some = cv2.imread(str(write_grid(tmp_path / 'some.png', [('a', image), ('ir', None), ('c', image)], 20)))
     assert full.shape == (20, 3 * 30 + 2 * 4, 3)  # three panels, two 4-pixel gaps
     assert some.shape == (20, 2 * 30 + 4, 3)
+
+
+def test_reports_record_no_paths_of_this_machine(tmp_path, monkeypatch):
+    data_root = tmp_path / 'shared'
+    data = make_roadscene(data_root / 'roadscene-rain', seed=1)
+    monkeypatch.setenv('NITEDR_DATA', str(data_root))
+    evaluate(_options(_checkpoint(tmp_path, 'cleannet'), data, tmp_path / 'eval'))
+    report = (tmp_path / 'eval/metrics.md').read_text()
+    saved = (tmp_path / 'eval/metrics.json').read_text()
+    assert '- data: `$NITEDR_DATA/roadscene-rain`' in report
+    assert str(tmp_path) not in report and str(tmp_path) not in saved

@@ -206,3 +206,34 @@ def test_bag_replay_launch_with_sim_time_and_ctrl_c_during_replay(graph, tmp_pat
     time.sleep(1.0)
     assert proc.alive(), proc.output()[-3000:]
     stop_cleanly(proc)  # Ctrl-C during the replay
+
+
+def test_colcon_test_runs_pytest_and_reports_the_real_counts(tmp_path):
+    """``colcon build`` + ``colcon test`` of this package in a scratch workspace: colcon must run pytest (not
+    fall back to unittest and report 0 tests as green) and ``colcon test-result`` must count what ran."""
+    require_installed_package()
+    pytest.importorskip('colcon_core', reason='colcon is not installed: pip install colcon-common-extensions')
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    base = ['--base-paths', str(root), '--build-base', str(tmp_path / 'build'),
+            '--install-base', str(tmp_path / 'install')]
+    quiet = ['--event-handlers', 'console_direct-', 'console_cohesion-', 'status-']
+
+    def colcon(*args: str) -> str:
+        done = subprocess.run([sys.executable, '-m', 'colcon', *args], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=600)
+        assert done.returncode == 0, f'colcon {args[0]} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}'
+        return done.stdout
+
+    colcon('build', '--symlink-install', *base, *quiet)
+    colcon('test', *base, *quiet, '--test-result-base', str(tmp_path / 'results'),
+           '--pytest-args', 'test/test_config.py', 'test/test_conftest_collection.py')
+    summary = colcon('test-result', '--test-result-base', str(tmp_path / 'results'), '--verbose')
+    counts = re.search(r'Summary: (\d+) tests, (\d+) errors, (\d+) failures, (\d+) skipped', summary)
+    assert counts, summary
+    tests, errors, failures, _skipped = map(int, counts.groups())
+    assert tests >= 15 and errors == 0 and failures == 0, summary

@@ -45,45 +45,56 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              'record time of the newest input of the set)')
     derain.add_argument('--no-progress', action='store_true', help='no progress bar')
     derain.add_argument('--json', action='store_true', help='print the summary as JSON')
+    derain.add_argument('--strict', action='store_true',
+                        help='stop at the first message that cannot be decoded (default: skip it, count it '
+                             'and name it in the summary)')
     derain.add_argument('--force', action='store_true', help='replace an existing OUTPUT')
 
     sample = sub.add_parser('make-sample',
                             help='write the small night-rain sample bag (RGB, stereo, thermal)')
     sample.add_argument('output', help='output rosbag2 folder')
     sample.add_argument('--duration', type=float, default=4.0, help='seconds of recording (default 4)')
-    sample.add_argument('--width', type=int, default=320)
-    sample.add_argument('--height', type=int, default=240)
-    sample.add_argument('--rgb-hz', type=float, default=20.0)
-    sample.add_argument('--stereo-hz', type=float, default=15.0)
-    sample.add_argument('--thermal-hz', type=float, default=10.0)
+    sample.add_argument('--width', type=int, default=320, help='image width in pixels (default 320)')
+    sample.add_argument('--height', type=int, default=240, help='image height in pixels (default 240)')
+    sample.add_argument('--rgb-hz', type=float, default=20.0, help='RGB camera rate (default 20)')
+    sample.add_argument('--stereo-hz', type=float, default=15.0, help='stereo pair rate (default 15)')
+    sample.add_argument('--thermal-hz', type=float, default=10.0, help='thermal camera rate (default 10)')
     sample.add_argument('--cameras', default='rgb,stereo,thermal', help='comma list of rgb, stereo, thermal')
-    sample.add_argument('--seed', type=int, default=7)
-    sample.add_argument('--storage', choices=('sqlite3', 'mcap'), default='sqlite3')
+    sample.add_argument('--seed', type=int, default=7, help='random seed of the rain and the timing jitter')
+    sample.add_argument('--storage', choices=('sqlite3', 'mcap'), default='sqlite3',
+                        help='rosbag2 storage plugin (default sqlite3)')
     sample.add_argument('--force', action='store_true', help='replace an existing OUTPUT')
 
     play = sub.add_parser('play', help='publish a bag over DDS with its recorded timing (ROS 2 wire format)')
-    play.add_argument('bag')
+    play.add_argument('bag', help='rosbag2 folder, .mcap file or ROS 1 .bag')
     play.add_argument('--rate', type=float, default=1.0, help='playback speed factor (default 1)')
     play.add_argument('--loop', action='store_true', help='play again from the start until interrupted')
-    play.add_argument('--clock', action='store_true', help='publish /clock (bag time) for use_sim_time nodes')
-    play.add_argument('--clock-hz', type=float, default=100.0)
+    play.add_argument('--clock', action='store_true',
+                      help='publish /clock (bag time): nitedr run switches to it by itself; a ROS 2 node '
+                           'needs use_sim_time:=true, or it drops the old stamps as stale')
+    play.add_argument('--clock-hz', type=float, default=100.0,
+                      help='/clock messages per second (default 100)')
     play.add_argument('--topics', nargs='+', default=[], help='only these topics')
     play.add_argument('--wait-for', nargs='+', default=[], metavar='TOPIC',
                       help='wait until these topics have a subscriber before playing')
-    play.add_argument('--wait-timeout', type=float, default=30.0)
+    play.add_argument('--wait-timeout', type=float, default=30.0,
+                      help='seconds to wait for --wait-for subscribers before giving up (default 30)')
     play.add_argument('--delay', type=float, default=0.0, help='seconds to wait before playing')
-    play.add_argument('--qos', choices=('reliable', 'best_effort'), default='reliable')
+    play.add_argument('--qos', choices=('reliable', 'best_effort'), default='reliable',
+                      help='publisher reliability (default reliable: a best-effort node subscription '
+                           'matches it too; best_effort as a live camera driver publishes)')
     play.add_argument('--publish-log', default='', metavar='CSV',
                       help='write topic,stamp ns,publish wall time ns per message (latency studies)')
     _dds_arguments(play)
 
     record = sub.add_parser('record', help='record ROS 2 topics from DDS into a rosbag2')
-    record.add_argument('output')
+    record.add_argument('output', help='output rosbag2 folder (refused if it exists, unless --force)')
     record.add_argument('--topics', nargs='+', default=[], help='topics to record (default: all ROS topics)')
     record.add_argument('--duration', type=float, default=0.0, help='stop after this many seconds')
     record.add_argument('--idle', type=float, default=0.0,
                         help='stop after this many seconds without messages (once one arrived)')
-    record.add_argument('--storage', choices=('sqlite3', 'mcap'), default='sqlite3')
+    record.add_argument('--storage', choices=('sqlite3', 'mcap'), default='sqlite3',
+                        help='rosbag2 storage plugin (default sqlite3)')
     record.add_argument('--qos', choices=('auto', 'reliable', 'best_effort'), default='auto',
                         help='reader reliability: auto = what each publisher offers (as ros2 bag record); '
                              'a fixed value misses publishers it does not match (reported)')
@@ -91,8 +102,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _dds_arguments(record)
 
     info = sub.add_parser('info', help='topics, types, counts and image topics of a bag')
-    info.add_argument('bag')
-    info.add_argument('--json', action='store_true')
+    info.add_argument('bag', help='rosbag2 folder, .mcap file or ROS 1 .bag')
+    info.add_argument('--json', action='store_true', help='print the information as JSON')
 
 
 def _dds_arguments(parser: argparse.ArgumentParser) -> None:
@@ -122,7 +133,7 @@ def _derain(args: argparse.Namespace) -> int:
         backend=args.backend, models=parse_models(args.model), overrides=parse_param_overrides(args.param),
         storage=args.storage,
         add_latency=args.add_latency,
-        progress=not args.no_progress, force=args.force)
+        progress=not args.no_progress, force=args.force, strict=args.strict)
     summary = derain_bag(options)
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
     return 0

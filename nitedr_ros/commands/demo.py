@@ -28,7 +28,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, NitedrError
 from ..modes import MODES
-from .options import parse_models
+from .options import parse_models, parse_pairs
 
 HELP = 'replay a night-rain sample bag through the node over DDS (CPU) and write before/after images and ' \
        'a latency report'
@@ -36,7 +36,10 @@ HELP = 'replay a night-rain sample bag through the node over DDS (CPU) and write
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--output-dir', default='out/demo', help='where the sample bag and the runs go')
-    parser.add_argument('--bag', default='', help='replay this bag instead of the sample (node topic names)')
+    parser.add_argument('--bag', default='', help='replay this bag instead of the sample')
+    parser.add_argument('--topic', action='append', default=[], metavar='STREAM=TOPIC',
+                        help='bag topic of a stream (rgb, left, right, thermal); repeatable. Default, as for '
+                             "bag derain: the node's topic names, else auto-detected from the names")
     parser.add_argument('--params', default='', help='node parameter YAML (default: the shipped one)')
     parser.add_argument('--mode', choices=MODES, help='pipeline mode (default: from --params, else nitedr)')
     parser.add_argument('--model', action='append', default=[], metavar='ROLE=PATH',
@@ -130,8 +133,35 @@ def _check_models(args: argparse.Namespace) -> tuple[str, dict[str, Path]]:
     return params['mode'], models
 
 
+def bag_streams(bag: Path, mode: str, explicit: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    """stream -> bag topic (as ``bag derain`` chooses them) and the node options that subscribe them:
+    remaps of the image and camera_info topics, ``image_transport`` for CompressedImage topics."""
+    from ..core.topics import STREAM_CAMERA_INFO_TOPICS, STREAM_TOPICS
+    from ..transports.bag.derain import camera_info_topic
+    from ..transports.bag.reader import assign_streams, image_topics, open_bag
+
+    with open_bag(bag) as reader:
+        all_topics = {conn.topic: conn.msgtype for conn in reader.connections}
+        chosen, _notes = assign_streams(image_topics(reader), all_topics, mode, explicit)
+    kinds = {item.compressed for item in chosen.values()}
+    if len(kinds) > 1:
+        raise ConfigError('the chosen bag topics mix Image and CompressedImage; the node takes one image '
+                          'transport for all streams: choose topics of one kind with --topic')
+    compressed = kinds == {True}
+    options = ['--param', 'image_transport=compressed'] if compressed else []
+    topics = {}
+    for stream, item in chosen.items():
+        topic = '/' + item.topic.lstrip('/')
+        topics[stream] = topic
+        own = STREAM_TOPICS[stream] + ('/compressed' if compressed else '')
+        if topic != '/' + own:
+            options += ['--remap', f'{own}:={topic}',
+                        '--remap', f'{STREAM_CAMERA_INFO_TOPICS[stream]}:={camera_info_topic(topic)}']
+    return topics, options
+
+
 def run(args: argparse.Namespace) -> int:
-    from ..core.topics import DEBUG_VALUES, OUTPUT_TOPICS, STREAM_TOPICS, debug_topic
+    from ..core.topics import DEBUG_VALUES, OUTPUT_TOPICS, debug_topic
     from ..modes import MODE_OUTPUTS, MODE_STREAMS
     from ..transports.bag.sample import SampleSpec, make_sample
     from ..transports.dds.participant import private_domain_id
@@ -157,7 +187,8 @@ def run(args: argparse.Namespace) -> int:
         run_dir = output_dir / time.strftime(f'run-%Y%m%d-%H%M%S-{suffix}')
     run_dir.mkdir(parents=True)
     domain = str(args.domain if args.domain is not None else private_domain_id())
-    inputs = [f'/{STREAM_TOPICS[s]}' for s in MODE_STREAMS[mode]]
+    topics, subscribe_options = bag_streams(bag, mode, parse_pairs(args.topic, '--topic', 'STREAM=TOPIC'))
+    inputs = [topics[s] for s in MODE_STREAMS[mode]]
     outputs = [f'/{OUTPUT_TOPICS[o]}' for o in MODE_OUTPUTS[mode]]
     node_name = 'nitedr_node'
     debug = [f'/{node_name}/{debug_topic(name)[2:]}' for name in DEBUG_VALUES]
@@ -174,6 +205,7 @@ def run(args: argparse.Namespace) -> int:
         node_args += ['--model', f'{role}={path}']
     for item in args.param:
         node_args += ['--param', item]
+    node_args += subscribe_options
 
     children: list[ChildProcess] = []
     print(f'starting recorder, node ({mode}, {args.backend}) and player on DDS domain {domain} (loopback)',
@@ -206,8 +238,8 @@ def run(args: argparse.Namespace) -> int:
 
     from ..transports.bag.demo_report import write_demo_report
 
-    report = write_demo_report(bag, recorded, publish_log, run_dir, mode=mode, rows=args.frames,
-                               models={role: str(path) for role, path in models.items()},
+    report = write_demo_report(bag, recorded, publish_log, run_dir, mode=mode, topics=topics,
+                               rows=args.frames, models={role: str(path) for role, path in models.items()},
                                backend=args.backend, rate=args.rate)
     report['wall_s'] = time.monotonic() - started
     (run_dir / 'summary.json').write_text(json.dumps(report, indent=2))

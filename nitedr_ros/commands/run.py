@@ -35,11 +35,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--remap', action='append', default=[], metavar='FROM:=TO',
                         help='topic remap as in --ros-args -r, e.g. rgb/image:=/camera/image_raw')
     parser.add_argument('--namespace', default='/', help='node namespace (default /)')
-    parser.add_argument('--node-name', default='nitedr_node')
+    parser.add_argument('--node-name', default='nitedr_node',
+                        help='node name: diagnostics, ~/debug topics and parameter-file sections use it')
     parser.add_argument('--domain', type=int, default=None, help='DDS domain (default: $ROS_DOMAIN_ID or 0)')
     parser.add_argument('--dds-config', default=None,
                         help='Cyclone DDS XML (default: $CYCLONEDDS_URI, else the shipped loopback config)')
-    parser.add_argument('--use-sim-time', action='store_true', help='node clock from /clock (bag replay)')
+    sim = parser.add_mutually_exclusive_group()
+    sim.add_argument('--use-sim-time', dest='use_sim_time', action='store_const', const=True, default=None,
+                     help='node clock from /clock (bag replay). Default: the system clock until a /clock '
+                          'publisher appears (nitedr bag play --clock), then /clock')
+    sim.add_argument('--no-sim-time', dest='use_sim_time', action='store_const', const=False,
+                     help='always the system clock, even when /clock is published')
     parser.add_argument('--duration', type=float, default=0.0, help='stop after this many seconds (0: never)')
     parser.add_argument('--no-flush', action='store_true',
                         help='at exit, drop pending inputs instead of flushing the synchronizer')
@@ -65,8 +71,8 @@ def load_parameters(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str,
             ros[name] = value
         else:
             given[name] = value
-    if args.use_sim_time:
-        ros['use_sim_time'] = True
+    if args.use_sim_time is not None:
+        ros['use_sim_time'] = args.use_sim_time
     return validate(given), ros
 
 
@@ -92,7 +98,8 @@ def ros_arguments(args: argparse.Namespace) -> list[str]:
     settings += [f'backend:={args.backend}'] if args.backend else []
     settings += [f'models.{item.partition("=")[0]}:={item.partition("=")[2]}' for item in args.model]
     settings += [item.replace('=', ':=', 1) for item in args.param]
-    settings += ['use_sim_time:=true'] if args.use_sim_time else []
+    if args.use_sim_time is not None:
+        settings += [f'use_sim_time:={str(args.use_sim_time).lower()}']
     for setting in settings:
         ros += ['-p', setting]
     for remap in args.remap:
@@ -129,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
         runtime.start()
         topics = runtime.describe_topics()
         print(f'nitedr: ready on DDS domain {runtime.node.domain_id}, mode {params["mode"]}, '
-              f'{"sim time" if runtime.use_sim_time else "system time"}; '
+              f'{runtime.clock_description()}; '
               f'subscribes {", ".join(topics["subscribes"])}; publishes {", ".join(topics["publishes"])}',
               flush=True)
         run_until(runtime, stop, args.duration)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import FrameError
-from ..pipeline.frames import ENCODINGS, ImageFrame
+from ..pipeline.frames import ENCODINGS, ImageFrame, check_stream_encoding
 
 _NATIVE_BIG = sys.byteorder == 'big'
 
@@ -56,6 +56,7 @@ def check_image(stream: str, msg: Any) -> None:
     spec = ENCODINGS.get(encoding)
     if spec is None:
         raise FrameError(stream, f'unsupported encoding {encoding!r}; supported: {", ".join(ENCODINGS)}')
+    check_stream_encoding(stream, spec)
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height <= 0 or width <= 0:
         raise FrameError(stream, f'zero-size image {width}x{height}')

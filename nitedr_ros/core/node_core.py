@@ -400,9 +400,13 @@ class NodeCore:
                 why = 'no thermal frame yet'
             else:
                 why = f'last thermal frame stamped {(now - late) / NS_PER_MS:.0f} ms before the node clock'
+            others_seen = any(self._stats.streams[s].last_stamp_ns is not None for s in self.streams
+                              if s != THERMAL_STREAM)
+            action = ('publishing derained RGB without fusion' if others_seen else
+                      'no RGB frame yet either; RGB will be published derained, without fusion, until '
+                      'thermal arrives')
             self._log.warning(f'thermal silent or late for more than {self._thermal.timeout_ms():g} ms '
-                              f'({why}; timeout: {self._thermal.timeout_source()}): publishing derained RGB '
-                              'without fusion')
+                              f'({why}; timeout: {self._thermal.timeout_source()}): {action}')
             self._hand_over(self._sync, self._degraded_sync)
         if change.left:
             self._log.info('thermal is back: fusion resumes')

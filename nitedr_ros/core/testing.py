@@ -103,10 +103,12 @@ def make_compressed(
 
 
 def pattern_image(height: int, width: int, encoding: str, seed: int = 0) -> np.ndarray:
-    """Deterministic random pixels for an encoding."""
+    """Deterministic random pixels for an encoding (float ones: 250-320, a radiometric camera's kelvin)."""
     spec = ENCODINGS[encoding]
     rng = np.random.default_rng(seed)
     shape = (height, width) if spec.channels == 1 else (height, width, spec.channels)
+    if spec.dtype.kind == 'f':
+        return rng.uniform(250.0, 320.0, size=shape).astype(spec.dtype)
     return rng.integers(0, np.iinfo(spec.dtype).max, size=shape, dtype=spec.dtype, endpoint=True)
 
 

@@ -52,8 +52,12 @@ def require_cuda_device(device_index: int = 0, probe: CudaProbe | None = None) -
     """Refuse (BackendUnavailableError) unless CUDA device ``device_index`` exists. Touches no TensorRT."""
     probe = probe if probe is not None else probe_cuda()
     if probe.count <= device_index:
-        why = probe.reason or f'only {probe.count} CUDA device(s)'
-        raise BackendUnavailableError(f'TensorRT needs CUDA device {device_index}: {why}')
+        if probe.count == 0:
+            why = probe.reason or 'no device'
+            raise BackendUnavailableError(f'no CUDA GPU found, and TensorRT needs one ({why}); on a machine '
+                                          'without a GPU use backend onnxruntime-cpu')
+        raise BackendUnavailableError(f'TensorRT needs CUDA device {device_index}, but only {probe.count} '
+                                      'CUDA device(s) exist (gpu_id)')
     return probe
 
 

@@ -42,6 +42,7 @@ from ..data.split import read_split
 from ..engines.options import EngineOptions
 from ..errors import ConfigError, OutputExistsError
 from ..fileio import write_text_atomic
+from ..paths import portable_path
 from . import metrics as M
 
 DERAIN_KEYS = ('psnr_y', 'ssim_y', 'psnr_rgb', 'ssim_rgb')
@@ -232,10 +233,10 @@ def evaluate(options: EvalOptions) -> dict[str, Any]:
                 write_grid(out / 'grids' / f'{_safe(name)}.png', panels, options.grid_height)
         y_rule = 'rounded as MATLAB rgb2ycbcr' if options.round_y else 'not rounded'
         summary = {
-            'network': network, 'model': main.describe(),
-            'fusion_model': fusion.describe() if fusion else None,
-            'data': str(Path(options.data).resolve()), 'layout': data.layout, 'samples': samples,
-            'count': len(samples), 'mean': _means(samples), 'options': asdict(options),
+            'network': network, 'model': _portable_model(main.describe()),
+            'fusion_model': _portable_model(fusion.describe()) if fusion else None,
+            'data': portable_path(options.data), 'layout': data.layout, 'samples': samples,
+            'count': len(samples), 'mean': _means(samples), 'options': _portable_options(options),
             'conventions': f'derain: BT.601 studio-swing Y ({y_rule}), 8-bit, SSIM Gaussian 11/1.5; fusion: '
                            'see nitedr_ros/evaluation/metrics.py (MI summed over sources, others averaged)',
         }
@@ -359,6 +360,24 @@ def _fmt(value: float) -> str:
     if math.isinf(value):
         return 'inf'
     return f'{value:.4f}'
+
+
+# options that hold paths: recorded without this machine's folders (portable_path)
+PATH_OPTIONS = ('model', 'data', 'out', 'fusion_model', 'split_file')
+
+
+def _portable_options(options: EvalOptions) -> dict[str, Any]:
+    values = asdict(options)
+    for name in PATH_OPTIONS:
+        if values.get(name):
+            values[name] = portable_path(values[name])
+    return values
+
+
+def _portable_model(description: dict[str, Any]) -> dict[str, Any]:
+    if description.get('model'):
+        description = {**description, 'model': portable_path(description['model'])}
+    return description
 
 
 def markdown_report(summary: dict[str, Any]) -> str:

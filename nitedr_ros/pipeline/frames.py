@@ -90,10 +90,15 @@ def check_frame(stream: str, frame: object) -> Encoding:
                                  f'image has {channels} (shape {data.shape})')
     if data.dtype != spec.dtype:
         raise FrameError(stream, f'encoding {encoding} needs {spec.dtype} pixels, image has {data.dtype}')
-    if spec.thermal_only and stream != 'thermal':
-        raise FrameError(stream, f'{encoding} is a thermal measurement encoding; the {stream} stream needs '
-                                 'an image encoding (rgb8, bgr8, mono8, ...)')
+    check_stream_encoding(stream, spec)
     return spec
+
+
+def check_stream_encoding(stream: str, spec: Encoding) -> None:
+    """FrameError when an encoding is not for this stream (a thermal measurement on a camera stream)."""
+    if spec.thermal_only and stream != 'thermal':
+        raise FrameError(stream, f'{spec.name} is a thermal measurement encoding; the {stream} stream needs '
+                                 'an image encoding (rgb8, bgr8, mono8, ...)')
 
 
 def _plane(data: np.ndarray) -> np.ndarray:

@@ -8,7 +8,9 @@
   all wall clock on this machine); **processing** and **inference** as the node measured them
   (``~/debug/*_ms``).
 - counts from the node's last DiagnosticArray (published after its final flush): frames per input, sets,
-  outputs, drops by reason.
+  outputs, drops by reason, each explained in words (:func:`explain_counts`): what was played against what
+  the node received (lost in transport), why frames had no partner (camera rates), how many sets were
+  processed and why the rest were not, how many outputs reached the recorder.
 """
 
 from __future__ import annotations
@@ -73,12 +75,15 @@ def _nearest(stamps: np.ndarray, stamp: int) -> int | None:
 
 
 def write_demo_report(played_bag: Path, recorded_bag: Path, publish_log: Path, run_dir: Path, *, mode: str,
-                      rows: int = 4, models: Mapping[str, str] | None = None, backend: str = '',
+                      topics: Mapping[str, str] | None = None, rows: int = 4,
+                      models: Mapping[str, str] | None = None, backend: str = '',
                       rate: float = 1.0) -> dict[str, Any]:
-    """Write grid.png, latency.png and report.md into ``run_dir``; returns the numbers (summary.json)."""
+    """Write grid.png, latency.png and report.md into ``run_dir``; returns the numbers (summary.json).
+    ``topics``: stream -> topic of the played bag (default: the node's own topic names)."""
     streams = MODE_STREAMS[mode]
     outputs = MODE_OUTPUTS[mode]
-    input_topics = {f'/{STREAM_TOPICS[s]}': s for s in streams}
+    topics = {s: '/' + (topics or {}).get(s, STREAM_TOPICS[s]).lstrip('/') for s in streams}
+    input_topics = {topic: s for s, topic in topics.items()}
     output_topics = {f'/{OUTPUT_TOPICS[o]}': o for o in outputs}
 
     # recorded outputs: receive time and message per output, debug values, last diagnostics
@@ -118,7 +123,7 @@ def write_demo_report(played_bag: Path, recorded_bag: Path, publish_log: Path, r
         times = []
         for stream in streams:
             nearest = stamp if OUTPUT_SOURCE[primary] == stream else _nearest(stamp_arrays[stream], stamp)
-            wall = published.get((f'/{STREAM_TOPICS[stream]}', nearest)) if nearest is not None else None
+            wall = published.get((topics[stream], nearest)) if nearest is not None else None
             if wall is not None:
                 times.append(wall)
         if len(times) == len(streams):
@@ -163,16 +168,95 @@ def write_demo_report(played_bag: Path, recorded_bag: Path, publish_log: Path, r
     _plot_latency(latency_path, timeline, debug, end_to_end, latency['end_to_end'])
 
     counts = _counts(diagnostics[-1] if diagnostics else None, streams)
+    played = {stream: len(values) for stream, values in stamps_by_stream.items()}
+    rates = {stream: _rate_hz(array) for stream, array in stamp_arrays.items()}
+    report_counts = {'played': played, 'rates_hz': rates}
     report = {
         'mode': mode, 'backend': backend, 'models': dict(models or {}), 'rate': rate,
         'played_bag': str(played_bag), 'recorded_bag': str(recorded_bag),
         'sets': counts.get('sets_total', len(sets)),
         'outputs_recorded': sum(len(v) for v in received.values()),
-        'counts': counts, 'latency_ms': latency, 'diagnostics_received': len(diagnostics),
+        'counts': counts, **report_counts, 'latency_ms': latency, 'diagnostics_received': len(diagnostics),
         'grid': str(grid_path), 'latency_plot': str(latency_path),
     }
+    report['explained'] = explain_counts(counts, played, rates, report['outputs_recorded'], len(outputs))
     (run_dir / 'report.md').write_text(_markdown(report, streams, outputs))
     return report
+
+
+def _rate_hz(stamps: np.ndarray) -> float:
+    if stamps.size < 2 or stamps[-1] <= stamps[0]:
+        return 0.0
+    return float((stamps.size - 1) / ((stamps[-1] - stamps[0]) / 1e9))
+
+
+DROP_WORDS = {
+    'busy': 'the node was still processing the previous set when they were made; it keeps only the newest '
+            'set while busy (latest-only), so a slow machine publishes fewer, fresh sets instead of falling '
+            'behind',
+    'stale': 'they were older than max_input_age_ms on the node clock when their turn came',
+    'out_of_order': 'their stamp was older than one already taken on that topic',
+    'bad_message': 'the message could not be used (encoding, size or stamp; see last_bad_message)',
+    'error': 'inference failed on them (see last_error)',
+    'disabled': 'the node was disabled (enabled: false)',
+    'no_subscribers': 'nobody subscribed to the outputs, so the node skipped the work',
+    'publish_error': 'publishing the output failed',
+    'shutdown': 'the node stopped before processing them',
+}
+
+
+def explain_counts(counts: Mapping[str, Any], played: Mapping[str, int], rates: Mapping[str, float],
+                   outputs_recorded: int, outputs_per_set: int) -> list[str]:
+    """Every count of the report in words: transport losses, frames without a partner (and why), sets
+    processed or not (and why), outputs that reached the recorder."""
+    if not counts:
+        return ['The node published no final diagnostics, so its counts are unknown (did it start?).']
+    lines = []
+    frames_in = counts.get('frames_in', {})
+    dropped = counts.get('dropped', {})
+    for stream, sent in played.items():
+        got = frames_in.get(stream, 0)
+        if got < sent:
+            lines.append(f'{stream}: the player published {sent} frames and the node received {got}: '
+                         f'{sent - got} lost in transport (DDS), before the node could count them.')
+        else:
+            lines.append(f'{stream}: the player published {sent} frames; the node received all of them.')
+    fastest = max(rates.values(), default=0.0)
+    for stream in played:
+        unpaired = dropped.get(f'{stream}.sync', 0)
+        if not unpaired:
+            continue
+        rate = rates.get(stream, 0.0)
+        why = ''
+        if len(rates) > 1 and rate > 0 and rate >= fastest and min(rates.values()) < 0.9 * rate:
+            slowest = min(rates, key=rates.get)
+            why = (f': {stream} runs at {rate:.0f} Hz and {slowest} at {rates[slowest]:.0f} Hz, so about '
+                   f'{1 - rates[slowest] / rate:.0%} of the {stream} frames have no partner by design')
+        lines.append(f'{stream}: {unpaired} frames found no partner within the synchronizer\'s slop and '
+                     f'were not part of any set{why}.')
+    sets = int(counts.get('sets_total', 0))
+    per_set_drops: dict[str, int] = {}
+    primary = next(iter(played), '')
+    for key, value in dropped.items():
+        stream, _, reason = key.partition('.')
+        if stream == primary and reason != 'sync' and reason not in ('out_of_order', 'bad_message'):
+            per_set_drops[reason] = per_set_drops.get(reason, 0) + int(value)
+    processed = sets - sum(per_set_drops.values())
+    lines.append(f'{processed} of {sets} sets processed and published.')
+    for reason, count in per_set_drops.items():
+        lines.append(f'{count} sets not processed ({reason}): {DROP_WORDS.get(reason, reason)}.')
+    for key, value in dropped.items():
+        stream, _, reason = key.partition('.')
+        if reason in ('out_of_order', 'bad_message'):
+            lines.append(f'{stream}: {value} frames dropped ({reason}): {DROP_WORDS[reason]}.')
+    published = int(counts.get('outputs_total', 0))
+    expected = processed * outputs_per_set
+    lines.append(f'{published} output images published ({outputs_per_set} per processed set'
+                 + (f'; {expected - published} fewer: fused images are skipped while thermal is missing'
+                    if published < expected else '') + f'); the recorder received {outputs_recorded}'
+                 + (f', {published - outputs_recorded} lost in transport' if outputs_recorded < published
+                    else '') + '.')
+    return lines
 
 
 def _grid_columns(mode: str) -> list[str]:
@@ -287,7 +371,6 @@ def _markdown(report: Mapping[str, Any], streams: tuple[str, ...], outputs: tupl
         if values:
             lines.append(f'| {names.get(key, key)} | {values["p50"]:.1f} | {values["p90"]:.1f} | '
                          f'{values["p99"]:.1f} | {values["max"]:.1f} | {values["count"]} |')
-    lines += ['', 'The node keeps only the newest set while it is busy (drops counted as `busy`): on a slow '
-              'CPU it publishes fewer sets, each with low latency, rather than falling behind.', '',
+    lines += ['', '## What the counts mean', '', *[f'- {line}' for line in report.get('explained', [])], '',
               '![before/after](grid.png)', '', '![latency](latency.png)', '']
     return '\n'.join(lines)

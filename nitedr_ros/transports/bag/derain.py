@@ -17,14 +17,17 @@ has no config folder); then ``--mode``/``--backend``/``--model``; then ``--param
 node, on purpose: sets are processed inline (nothing is dropped as ``busy``), and ``max_input_age_ms`` is
 0 (off) unless ``--param`` or the user's own ``--params`` file sets it (the shipped file's 200 ms is not
 used), since a bag's stamp-to-record delay is not processing backlog. The summary's latency percentiles
-cover every published set, whether or not ``debug.publish_timing`` writes the ``~/debug`` topics.
+cover every published set, whether or not ``debug.publish_timing`` writes the ``~/debug`` topics; the
+end-to-end one is on the bag clock (:data:`LATENCY_CLOCKS`). A message that cannot be decoded is skipped,
+counted and named in the summary (``strict``: it ends the run). Free disk space is checked before the run
+(an estimate from the input) and while writing (see :mod:`.writer`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +42,16 @@ from ...modes import MODE_OUTPUTS, OUTPUT_SOURCE
 from ...paths import config_dir
 from ...pipeline.timing import percentile_summary
 from ..dds.names import NameResolver
-from .reader import CAMERA_INFO, BagError, assign_streams, deserialize, image_topics, iter_raw, open_bag
+from .reader import (
+    CAMERA_INFO,
+    BagError,
+    assign_streams,
+    bag_location,
+    deserialize,
+    image_topics,
+    iter_raw,
+    open_bag,
+)
 from .ros2_messages import DIAGNOSTIC_ARRAY, FLOAT64, IMAGE, Ros2Messages
 from .writer import AtomicBagWriter, OriginalTopicCopier, Ros2PayloadConverter, output_typestore, storage_of
 
@@ -52,6 +64,17 @@ BAG_DEFAULTS: dict[str, Any] = {'max_input_age_ms': 0.0}
 # summary name (as the ~/debug topic) -> the core's latency value
 SUMMARY_LATENCIES = {'processing_time_ms': 'processing_ms', 'inference_time_ms': 'inference_ms',
                      'pipeline_latency_ms': 'end_to_end_ms'}
+# what each summary latency measures: the end-to-end one runs on the bag clock (record time of the set minus
+# its header stamp: the recording's transport delay, not this machine), the others on this machine's clock
+LATENCY_CLOCKS = {'processing_time_ms': 'wall clock, this machine',
+                  'inference_time_ms': 'wall clock, this machine',
+                  'pipeline_latency_ms': 'bag clock: record time of the set minus its header stamp'}
+# how often (messages) free disk space is checked while writing
+SPACE_CHECK_EVERY = 256
+# raw size of a decoded CompressedImage output against its compressed input (JPEG of camera images: 5-15x)
+COMPRESSED_EXPANSION = 10
+# how many undecodable messages are named one by one in the summary notes
+NAMED_UNDECODABLE = 5
 
 
 @dataclass
@@ -72,6 +95,7 @@ class BagDerainOptions:
     add_latency: bool = False
     progress: bool = True
     force: bool = False
+    strict: bool = False  # an undecodable message ends the run (default: skipped and counted)
     pipeline: Any = None  # a ready pipeline (tests, benchmarks); default: built from the parameters
 
 
@@ -99,12 +123,35 @@ def node_parameters(options: BagDerainOptions) -> dict[str, Any]:
     return validate(given)
 
 
+def bag_bytes(path: Path) -> int:
+    """Bytes on disk of a bag (folder or single file)."""
+    location = bag_location(path)
+    if location.is_dir():
+        return sum(entry.stat().st_size for entry in location.rglob('*') if entry.is_file())
+    return location.stat().st_size if location.exists() else 0
+
+
+def estimate_output_bytes(input_bytes: int, images: Mapping[str, Any], outputs: Sequence[str],
+                          image_topic_count: int) -> int:
+    """OUT holds a copy of the input plus one image per output and set: about the input's bytes per image
+    topic for each output (x :data:`COMPRESSED_EXPANSION` where the output's source is compressed)."""
+    per_topic = input_bytes / max(1, image_topic_count)
+    compressed = {stream for stream, item in images.items() if getattr(item, 'compressed', False)}
+    added = sum(per_topic * (COMPRESSED_EXPANSION if OUTPUT_SOURCE[o] in compressed else 1) for o in outputs)
+    return int(input_bytes + added)
+
+
 def camera_info_topic(image_topic: str) -> str:
     """``/cam/image_raw`` -> ``/cam/camera_info``; ``/cam/image/compressed`` -> ``/cam/camera_info``."""
     parts = image_topic.rstrip('/').split('/')
     if len(parts) > 1 and parts[-1] in ('compressed', 'theora', 'compressedDepth'):
         parts = parts[:-1]
     return '/'.join([*parts[:-1], 'camera_info'])
+
+
+class OutputWriteFailed(BaseException):
+    """Writing an output into OUT failed: ends the bag run. A BaseException on purpose: the core's per-output
+    error handling (right for a live node, where one failed publish must not stop it) lets it through."""
 
 
 class _BagSink:
@@ -138,7 +185,11 @@ class _BagSink:
             connection = self.connections[topic] = self.writer.add_connection(topic, msgtype,
                                                                               typestore=self.typestore)
             self.counts[topic] = 0
-        self.writer.write(connection, record_ns, self.typestore.serialize_cdr(msg, msgtype))
+        data = self.typestore.serialize_cdr(msg, msgtype)
+        try:
+            self.writer.write(connection, record_ns, data)
+        except Exception as exc:
+            raise OutputWriteFailed(f'writing {topic} failed: {exc}') from exc
         self.counts[topic] += 1
 
     def _output_time(self) -> int:
@@ -198,8 +249,11 @@ def derain_bag(options: BagDerainOptions,
             raise BagError(f'the input bag already has {", ".join(clashes)}, which the node would write; '
                            'use --namespace to put the outputs elsewhere')
 
+        output.check_space(estimate_output_bytes(bag_bytes(input_path), chosen, outputs,
+                                                 len(image_topics(reader))), 'the output bag')
         clock = ManualClock()
         writer = output.open()
+        undecodable: dict[str, int] = {}
         try:
             copier = OriginalTopicCopier(reader, writer, typestore)
             sink = _BagSink(writer, typestore, out_topics, out_info_topics, debug_topics, options.add_latency)
@@ -214,12 +268,24 @@ def derain_bag(options: BagDerainOptions,
             for connection, record_ns, raw in iter_raw(reader, bag=input_path):
                 clock.set_ns(record_ns)
                 sink.record_ns = record_ns
-                copier.write(connection, record_ns, raw)
+                if copied % SPACE_CHECK_EVERY == 0:
+                    output.check_space(0, f'writing (after {copied} of {total} input messages)')
                 copied += 1
                 stream = stream_of_topic.get(connection.topic)
                 info_stream = info_of_topic.get(connection.topic)
-                if stream is not None or info_stream is not None:
-                    msg = _ros2_message(reader, typestore, to_ros2, connection, raw)
+                try:
+                    copier.write(connection, record_ns, raw)
+                    msg = (_ros2_message(reader, typestore, to_ros2, connection, raw)
+                           if stream is not None or info_stream is not None else None)
+                except BagError as exc:
+                    if options.strict:
+                        raise
+                    count = undecodable[connection.topic] = undecodable.get(connection.topic, 0) + 1
+                    if sum(undecodable.values()) <= NAMED_UNDECODABLE:
+                        notes.append(f'skipped message {count} on {connection.topic} (record time '
+                                     f'{record_ns} ns): {exc}')
+                    msg = None
+                if msg is not None:
                     if stream is not None:
                         frames_in[stream] += 1
                         sink.set_started = time.perf_counter_ns()
@@ -239,14 +305,20 @@ def derain_bag(options: BagDerainOptions,
             if bar is not None:
                 bar.close()
             committed = output.commit()
-        except BaseException:
-            output.abort()
+        except BaseException as exc:
+            explained = output.abort(exc)
+            if explained is not None:
+                raise explained from exc
+            if isinstance(exc, OutputWriteFailed):
+                raise BagError(f'{exc}; the partial bag was removed') from exc.__cause__
             raise
     wall_s = time.monotonic() - started
     if copied != total:
         notes.append(f'warning: the input lists {total} messages but only {copied} could be read '
                      '(rosbags could not match every connection of this bag)')
     notes.extend(copier.notes)
+    notes.extend(f'removed {entry.name}, a partial output left by a run that was killed' for entry in
+                 output.removed_stale)
     summary = {
         'input': str(input_path),
         'output': str(committed),
@@ -258,6 +330,7 @@ def derain_bag(options: BagDerainOptions,
         'outputs_published': stats.outputs_total,
         'inference_errors': stats.errors_total,
         'dropped': {reason: count for reason, count in drops.items() if count},
+        'undecodable_skipped': dict(sorted(undecodable.items())),
         'output_topics': {topic: count for topic, count in sorted(sink.counts.items())},
         'messages_copied': copied,
         'diagnostics_published': sink.diagnostics_published,
@@ -318,11 +391,16 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     dropped = summary['dropped']
     lines.append('dropped: ' + (', '.join(f'{reason} {dropped[reason]}' for reason in DROP_REASONS
                                           if reason in dropped) or 'none'))
+    skipped = summary.get('undecodable_skipped') or {}
+    if skipped:
+        lines.append('undecodable messages skipped (not copied, not processed; --strict stops instead): '
+                     + ', '.join(f'{topic} {count}' for topic, count in skipped.items()))
     if summary['inference_errors']:
         lines.append(f'inference errors: {summary["inference_errors"]}')
     for name, values in summary['latency_ms'].items():
-        lines.append(f'{name}: p50 {values["p50"]:.1f}, p90 {values["p90"]:.1f}, p99 {values["p99"]:.1f}, '
-                     f'max {values["max"]:.1f} ms ({values["count"]} sets)')
+        lines.append(f'{name} ({LATENCY_CLOCKS[name]}): p50 {values["p50"]:.1f}, '
+                     f'p90 {values["p90"]:.1f}, p99 {values["p99"]:.1f}, max {values["max"]:.1f} ms '
+                     f'({values["count"]} sets)')
     lines.append('written: ' + ', '.join(f'{t} {n}' for t, n in summary['output_topics'].items()))
     lines.append(f'output record time: {summary["record_time"]}; max_input_age_ms '
                  f'{summary["max_input_age_ms"]:g}')

@@ -116,6 +116,8 @@ class BagPlayer:
                 unmatched = [t for t in self.wait_for if publishers[t].matched_count() == 0]
                 raise BagError(f'no subscriber appeared on {", ".join(unmatched)} within '
                                f'{self.wait_timeout_s:g} s')
+            if ticker is not None:  # a sim-time node subscribes /clock too: let it hear the first tick
+                node.wait_for_matches([ticker.publisher], CLOCK_MATCH_WAIT_S)
         if self.delay_s:
             time.sleep(self.delay_s)
 
@@ -163,6 +165,11 @@ class BagPlayer:
             if now >= due or self._stop.is_set():
                 return
             time.sleep(max(0.0005, min(wake - now, 0.05)))
+
+
+# with --clock and --wait-for: how long to wait for a /clock subscriber once the awaited topics matched
+# (discovered together with them when there is one; a node on system time has none)
+CLOCK_MATCH_WAIT_S = 1.0
 
 
 class _ClockTicker:

@@ -81,10 +81,33 @@ def open_bag(path: str | Path, *, default_typestore: Any = None) -> Iterator[Any
     except Exception as exc:
         raise BagError(f'cannot read bag {given}: {_reason(exc)}') from exc
     try:
+        mismatches = storage_type_mismatches(reader)
+        if mismatches:
+            topic, declared, stored, file = mismatches[0]
+            raise BagError(f'bag {bag} contradicts itself: metadata.yaml declares {topic} as {declared}, but '
+                           f'its storage file {file} records {stored}; fix the type in metadata.yaml (or '
+                           're-record the bag)')
         yield reader
     finally:
         with suppress(Exception):  # closing a broken bag must not hide the real error
             reader.close()
+
+
+def storage_type_mismatches(reader: Any) -> list[tuple[str, str, str, str]]:
+    """``(topic, type in metadata.yaml, type in the storage file, file name)`` for each rosbag2 topic whose
+    metadata and storage disagree (an edited or mixed-up metadata.yaml); empty for ROS 1 bags."""
+    found = []
+    for bag_reader in getattr(reader, 'readers', ()):
+        storages = getattr(getattr(bag_reader, 'storage', None), 'storages', None)
+        if not storages:
+            continue
+        declared = {conn.topic: conn.msgtype for conn in getattr(bag_reader, 'connections', ())}
+        for storage in storages:
+            for conn in getattr(storage, 'connections', ()) or ():
+                if conn.topic in declared and declared[conn.topic] != conn.msgtype:
+                    found.append((conn.topic, declared[conn.topic], conn.msgtype,
+                                  Path(getattr(storage, 'path', '?')).name))
+    return found
 
 
 def _reason(exc: BaseException) -> str:

@@ -140,9 +140,11 @@ class BagRecorder:
                 if self.idle_s and self.stats.total and now - last_message >= self.idle_s:
                     break
             node.spin_once(0.0)  # what already arrived is kept
-        except BaseException:
-            self.output.abort()
+        except BaseException as exc:
+            explained = self.output.abort(exc)
             node.close()
+            if explained is not None:
+                raise explained from exc
             raise
         self.stats.wall_s = time.monotonic() - start
         node.close()

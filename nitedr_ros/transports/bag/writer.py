@@ -4,26 +4,38 @@
 needs ``--force``, and even then only a file, an empty folder or a rosbag2 folder (``metadata.yaml`` and
 storage files, nothing else) is replaced, never a folder holding anything else. The bag is written to a
 hidden folder beside it (``.OUT.partial-<pid>/OUT``, so the storage file inside already carries the final
-name), and renamed to ``OUT`` after the writer has closed. Any error or interrupt removes the partial bag,
-so ``OUT`` is never a half bag. Original topics of a ROS 1 bag are converted to ROS 2 message definitions.
+name), and renamed to ``OUT`` after the writer has closed. Any error or interrupt (SIGTERM too, through
+the CLI) removes the partial bag, so ``OUT`` is never a half bag; an interrupt while the bag is being closed
+and renamed is held back until the last safe point and then aborts. Partial folders of OUT left by a process
+that was killed outright are removed by the next run. A full disk is a one-line :class:`BagError` (checked
+before the run, every few hundred messages while writing, and for the write errors it causes). Original
+topics of a ROS 1 bag are converted to ROS 2 message definitions.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import shutil
+import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ...fileio import remove_stale
+from ...interrupts import deferred_interrupts
 from ...paths import ensure_writable_output
 from .reader import BagError, bag_location
 
 STORAGES = ('sqlite3', 'mcap')
 # what a rosbag2 folder holds besides metadata.yaml: storage files, their sqlite companions, compressed files
 BAG_FILE_SUFFIXES = ('.db3', '.db3-shm', '.db3-wal', '.db3-journal', '.mcap', '.zstd')
+# free space kept in reserve while writing: below it the run stops with a clear error before the disk fills
+DISK_RESERVE_BYTES = 64 << 20
+# write errors that mean "no room": no space, file too large for the filesystem or a ulimit, quota exceeded
+NO_ROOM_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
 
 def ros2_typestore() -> Any:
@@ -97,6 +109,19 @@ def check_replaceable(path: str | os.PathLike[str]) -> None:
                    'folder: remove it yourself or choose another output path')
 
 
+def _mib(size: int) -> str:
+    return f'{size / (1 << 20):.0f} MiB'
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and its causes / contexts, outermost first."""
+    seen: list[BaseException] = []
+    while exc is not None and exc not in seen:
+        seen.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return seen
+
+
 def _listing(entries: Sequence[Path]) -> str:
     names = [entry.name + ('/' if entry.is_dir() else '') for entry in entries[:3]]
     more = f' and {len(entries) - 3} more' if len(entries) > 3 else ''
@@ -122,9 +147,40 @@ class AtomicBagWriter:
         self.final = ensure_writable_output(final, force)
         check_replaceable(self.final)
         self.storage = storage
-        self._staging = self.final.parent / f'.{self.final.name}.partial-{os.getpid()}'
+        prefix = f'.{self.final.name}.partial-'
+        self.removed_stale = remove_stale(self.final.parent, prefix)  # left by runs that were killed
+        self._staging = self.final.parent / f'{prefix}{os.getpid()}'
         self.path = self._staging / self.final.name
         self.writer: Any = None
+
+    def free_bytes(self) -> int:
+        """Free space on the filesystem the bag is written to."""
+        folder = self._staging if self._staging.exists() else self.final.parent
+        return shutil.disk_usage(folder).free
+
+    def check_space(self, needed_bytes: int, what: str) -> None:
+        """BagError when fewer than ``needed_bytes`` + the reserve are free where the bag is written."""
+        free = self.free_bytes()
+        if free < needed_bytes + DISK_RESERVE_BYTES:
+            raise BagError(f'not enough disk space for {self.final}: {what} needs about '
+                           f'{_mib(needed_bytes)} and {_mib(free)} is free on {self.final.parent} (keeping '
+                           f'{_mib(DISK_RESERVE_BYTES)} in reserve); free some space or write elsewhere')
+
+    def explain(self, exc: BaseException) -> BagError | None:
+        """A one-line BagError for a write failure caused by a full disk or a file-size limit, else None."""
+        for cause in _chain(exc):
+            if isinstance(cause, OSError) and cause.errno in NO_ROOM_ERRNOS:
+                reason = os.strerror(cause.errno).lower()
+            elif isinstance(cause, sqlite3.OperationalError) and any(
+                    word in str(cause).lower() for word in ('disk', 'full')):
+                reason = f'sqlite3 says "{cause}"'
+            else:
+                continue
+            with contextlib.suppress(OSError):
+                reason += f'; {_mib(self.free_bytes())} free on {self.final.parent}'
+            return BagError(f'writing {self.final} failed: {reason}. The partial bag was removed; free some '
+                            'space (or raise the file size limit) and run again')
+        return None
 
     def open(self) -> Any:
         from rosbags.rosbag2 import StoragePlugin, Writer
@@ -142,35 +198,46 @@ class AtomicBagWriter:
         return self.writer
 
     def commit(self) -> Path:
-        """Close the writer and move the finished bag to its final name (replacing it if forced)."""
-        try:
-            self.writer.close()
-        except BaseException:
-            self.writer = None
-            self.abort()
-            raise
-        self.writer = None
-        if self.final.exists() or self.final.is_symlink():
+        """Close the writer and move the finished bag to its final name (replacing it if forced).
+
+        SIGINT/SIGTERM are held back meanwhile: one that arrived while the writer closed aborts before the
+        rename (OUT stays as it was); one after that lets the rename finish (OUT is complete)."""
+        with deferred_interrupts() as deferred:
             try:
-                check_replaceable(self.final)  # again: it may have changed while the bag was written
-            except BagError:
-                self.abort()
+                self.writer.close()
+            except BaseException as exc:
+                self.writer = None
+                explained = self.abort(exc)
+                if explained is not None:
+                    raise explained from exc
                 raise
-            if self.final.is_dir() and not self.final.is_symlink():
-                shutil.rmtree(self.final)
-            else:
-                self.final.unlink()
-        os.replace(self.path, self.final)
-        shutil.rmtree(self._staging, ignore_errors=True)
+            self.writer = None
+            if deferred.pending():
+                self.abort()
+                raise deferred.interrupt()
+            if self.final.exists() or self.final.is_symlink():
+                try:
+                    check_replaceable(self.final)  # again: it may have changed while the bag was written
+                except BagError:
+                    self.abort()
+                    raise
+                if self.final.is_dir() and not self.final.is_symlink():
+                    shutil.rmtree(self.final)
+                else:
+                    self.final.unlink()
+            os.replace(self.path, self.final)
+            shutil.rmtree(self._staging, ignore_errors=True)
         return self.final
 
-    def abort(self) -> None:
-        """Drop the partial bag; the final path is left as it was."""
+    def abort(self, exc: BaseException | None = None) -> BagError | None:
+        """Drop the partial bag; the final path is left as it was. With the error that ended the run:
+        returns the one-line BagError to raise instead when it was a full disk (:meth:`explain`)."""
         if self.writer is not None:
             with contextlib.suppress(Exception):
                 self.writer.close()
             self.writer = None
         shutil.rmtree(self._staging, ignore_errors=True)
+        return self.explain(exc) if exc is not None else None
 
     def __enter__(self) -> AtomicBagWriter:
         self.open()
@@ -179,8 +246,10 @@ class AtomicBagWriter:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if exc_type is None:
             self.commit()
-        else:
-            self.abort()
+            return
+        explained = self.abort(exc)
+        if explained is not None:
+            raise explained from exc
 
 
 class OriginalTopicCopier:

@@ -5,7 +5,9 @@ with ``image_transport: compressed``) and their ``camera_info``, and publishes t
 ``camera_info``, ``/diagnostics`` and ``~/debug/*_ms``, all under the node's namespace and remaps, exactly as
 the rclpy node names them. QoS comes from ``qos.input.*`` / ``qos.output.*`` (sensor data in, reliable out)
 with ``qos_overrides./<topic>.{subscription,publisher}.{reliability,depth,durability}`` on top. With
-``use_sim_time`` the node clock is ``/clock`` (0 until the first message, so nothing is dropped as stale).
+``use_sim_time`` true the node clock is ``/clock`` (0 until the first message, so nothing is dropped as
+stale); false: the system clock; unset: the system clock until a ``/clock`` message arrives (a bag played
+with ``--clock``), then ``/clock``, with a warning saying so (:class:`AutoSimClock`).
 
 Callbacks run on the DDS reader thread and only hand messages to the core; the core's worker publishes.
 A sample that cannot be decoded is reported to the core (``bad_message`` in the stream's diagnostics).
@@ -16,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ...core.clock import SystemClock, stamp_to_ns
@@ -50,6 +52,27 @@ class SimClock:
             return self._now
 
 
+class AutoSimClock:
+    """``use_sim_time`` unset: the system clock until the first ``/clock`` message, then ``/clock`` for
+    good (a bag started playing with ``--clock``; its stamps are hours or days old on the system clock, so
+    every set would be dropped as stale). ``on_switch`` is called once, at the switch."""
+
+    def __init__(self, on_switch: Callable[[], None]) -> None:
+        self.system = SystemClock()
+        self.sim = SimClock()
+        self.on_switch = on_switch
+        self.switched = False
+
+    def on_clock(self, msg: Any, receive_ns: int) -> None:
+        self.sim.on_clock(msg, receive_ns)
+        if not self.switched:
+            self.switched = True
+            self.on_switch()
+
+    def now_ns(self) -> int:
+        return self.sim.now_ns() if self.switched else self.system.now_ns()
+
+
 def _reliability(value: str) -> str:
     return 'best_effort' if value == 'best_effort' else 'reliable'
 
@@ -63,12 +86,14 @@ class DdsNodeRuntime:
                  use_sim_time: bool | None = None, pipeline: Any = None) -> None:
         self.params = dict(params)
         self.ros_params = dict(ros_params or {})
-        self.use_sim_time = bool(self.ros_params.get('use_sim_time', False) if use_sim_time is None
-                                 else use_sim_time)
+        if use_sim_time is None and 'use_sim_time' in self.ros_params:
+            use_sim_time = bool(self.ros_params['use_sim_time'])
+        self.use_sim_time = use_sim_time  # None: automatic (system time until /clock is published)
         self.node = DdsNode(node_name, namespace, domain_id=domain_id, remaps=list(remaps),
                             dds_config=dds_config, qos_event_callback=self._on_qos_event)
         self.messages = Ros2Messages(self.node.typestore)
-        self.clock: Any = SimClock() if self.use_sim_time else SystemClock()
+        self.clock: Any = (SimClock() if use_sim_time else SystemClock() if use_sim_time is False
+                           else AutoSimClock(self._on_sim_time_started))
         self.core = NodeCore(self.params, sink=self, clock=self.clock, node_name=node_name, pipeline=pipeline,
                              logger=log)
         self._image_publishers: dict[str, RosPublisher] = {}
@@ -77,6 +102,16 @@ class DdsNodeRuntime:
         self._diagnostics: RosPublisher | None = None
         self.subscriptions: list[Any] = []
         self.started = False
+
+    def clock_description(self) -> str:
+        if self.use_sim_time is None:
+            return 'sim time' if self.clock.switched else 'system time until /clock is published'
+        return 'sim time' if self.use_sim_time else 'system time'
+
+    def _on_sim_time_started(self) -> None:
+        log.warning('a /clock publisher appeared (a bag playing with --clock?): the node clock is /clock '
+                    'from now on, so the bag\'s old stamps are not dropped as stale; pass --use-sim-time or '
+                    '--no-sim-time (use_sim_time) to choose yourself')
 
     # -- QoS --------------------------------------------------------------------------------------------
     def _on_qos_event(self, topic: str, description: str) -> None:
@@ -112,7 +147,7 @@ class DdsNodeRuntime:
         for name in DEBUG_VALUES:
             self._debug_publishers[name] = node.create_publisher(debug_topic(name), FLOAT64, RELIABLE)
         core.start()  # builds the pipeline in the worker thread; raises its errors here
-        if self.use_sim_time:
+        if self.use_sim_time is not False:
             self.subscriptions.append(node.create_subscription('/clock', CLOCK_TYPE, self.clock.on_clock,
                                                                qos=CLOCK))
         resolved = {}
