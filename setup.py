@@ -11,6 +11,7 @@ RUNTIME = ['numpy>=1.24', 'opencv-python-headless>=4.8', 'onnxruntime>=1.17', 'p
 TRAIN = ['torch>=2.3', 'onnx>=1.16', 'onnxscript>=0.2', 'PyWavelets>=1.4']  # pywt: FMI_w (evaluation)
 BAG = ['rosbags>=0.11']
 DDS = ['cyclonedds==11.0.*']  # the raw-sample fast path uses its private _clayer API
+FLEET = ['ray>=2.9']  # nitedr fleet derain on a Ray cluster (--address local needs no Ray)
 CUDA_PYTHON = ['cuda-python>=12.0']  # device buffers; imports and probes safely without a GPU
 TENSORRT = ['tensorrt>=10.0', *CUDA_PYTHON]
 DEV = ['pytest>=7', 'ruff>=0.5']
@@ -40,9 +41,10 @@ setup(
         'train': RUNTIME + TRAIN,
         'bag': RUNTIME + BAG,
         'dds': RUNTIME + BAG + DDS,
+        'fleet': RUNTIME + BAG + FLEET,
         'tensorrt': TENSORRT,
         'dev': DEV,
-        'all': RUNTIME + TRAIN + BAG + DDS + DEV + CUDA_PYTHON,  # everything but TensorRT itself
+        'all': RUNTIME + TRAIN + BAG + DDS + FLEET + DEV + CUDA_PYTHON,  # everything but TensorRT itself
         'test': TEST,
         'ros': ROS,
     },

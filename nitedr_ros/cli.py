@@ -25,6 +25,7 @@ VERBS: dict[str, str] = {
     'bench': 'bench',
     'run': 'run',
     'bag': 'bag',
+    'fleet': 'fleet',
     'train': 'train',
     'eval': 'evaluate',
 }

@@ -20,6 +20,7 @@ if [ -n "$ros_setup" ]; then
   echo "ROS 2: $ros_setup (the rclpy, launch and real-graph tests run)"
   set +u; source "$ros_setup"; set -u
   export RMW_IMPLEMENTATION=${RMW_IMPLEMENTATION:-rmw_cyclonedds_cpp}
+  mkdir -p build
   .venv/bin/python -m colcon build --symlink-install --base-paths . --build-base build/colcon \
     --install-base build/ros_install --event-handlers console_cohesion- console_direct- status- > build/colcon.log
   set +u; source build/ros_install/local_setup.bash; set -u

@@ -11,6 +11,7 @@ can run and lists the others one by one (a module-level skip ends a launch_testi
 from __future__ import annotations
 
 import ast
+import logging
 import os
 import re
 from pathlib import Path
@@ -85,6 +86,18 @@ def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector):
 # Every test and every process it starts keeps DDS on this host.
 os.environ['CYCLONEDDS_URI'] = DDS_LOOPBACK_CONFIG.as_uri()
 os.environ.setdefault('OMP_NUM_THREADS', '2')
+
+
+@pytest.fixture(autouse=True)
+def python_logs_propagate() -> None:
+    """Wherever ROS 2 is sourced, launch_testing's pytest plugin imports ``launch``, which makes every logger
+    created after it a non-propagating LaunchLogger, so ``caplog`` (at the root logger) hears nothing from
+    modules imported later. This project's loggers propagate, as Python's own do."""
+    if logging.getLoggerClass() is not logging.Logger:
+        logging.setLoggerClass(logging.Logger)
+    for name, logger in list(logging.Logger.manager.loggerDict.items()):
+        if name.startswith('nitedr_ros') and isinstance(logger, logging.Logger):
+            logger.propagate = True
 
 
 @pytest.fixture(autouse=True)

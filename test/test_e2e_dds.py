@@ -118,7 +118,9 @@ def test_player_node_recorder_over_dds(e2e_setup, clock):
     assert 0 < frames_seen <= len(inputs['/rgb/image'])
     assert frames_seen == sets + frame_drops
     assert sets == len(derained) + set_drops
-    assert int(rgb['dropped_stale']) == 0, 'the bag\'s stamps were judged on the system clock'
+    # on the system clock every set of the bag would be stale; on /clock only a set that waited behind a slow
+    # one for longer than max_input_age_ms (a loaded machine) can be
+    assert int(rgb['dropped_stale']) < sets / 4, 'the bag\'s stamps were judged on the system clock'
     assert len(derained) == stopped['sets'] - set_drops
     assert int(_values(statuses['pipeline'])['outputs_total']) == stopped['outputs'] == 2 * len(derained)
 

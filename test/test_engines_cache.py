@@ -16,6 +16,7 @@ from nitedr_ros.engines.cuda import DeviceIdentity
 from nitedr_ros.engines.engine_cache import (
     BuildOutput,
     BuildSettings,
+    EngineBuildError,
     EngineCache,
     EngineFileError,
     file_lock,
@@ -313,8 +314,10 @@ def test_profile_shapes_fill_dynamic_axes_only():
     settings = BuildSettings(profile_min_hw=(64, 96), profile_opt_hw=(360, 640), profile_max_hw=(720, 1280))
     assert profile_shapes((-1, 3, -1, -1), settings) == ((1, 3, 64, 96), (1, 3, 360, 640), (1, 3, 720, 1280))
     assert profile_shapes((1, 1, 256, 256), settings) == ((1, 1, 256, 256),) * 3
-    with pytest.raises(BackendUnavailableError, match='NCHW'):
-        profile_shapes((1, 3, 256), settings)
+    # uint8 NHWC inputs (the .u8.onnx variants): H and W are axes 1 and 2
+    assert profile_shapes((1, -1, -1, 3), settings) == ((1, 64, 96, 3), (1, 360, 640, 3), (1, 720, 1280, 3))
+    with pytest.raises(EngineBuildError, match='channel dimension must be static'):
+        profile_shapes((1, -1, -1, -1), settings)
 
 
 @pytest.mark.parametrize('kwargs', [dict(precision='int8'), dict(profile_min_hw=(0, 64)),
@@ -416,7 +419,6 @@ def test_explicit_engine_file_without_its_onnx(tmp_path, onnx_file):
 
 
 def test_an_unusable_runtime_is_an_error_not_a_rebuild(tmp_path, onnx_file):
-    from nitedr_ros.engines.engine_cache import EngineBuildError
 
     toolkit = FakeToolkit()
     cache = make_cache(tmp_path, toolkit)

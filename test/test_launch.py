@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from nitedr_ros.paths import config_dir
+
 ROOT = Path(__file__).resolve().parents[1]
 LIVE = ROOT / 'launch' / 'nitedr.launch.py'
 BAG = ROOT / 'launch' / 'bag_replay.launch.py'
@@ -133,7 +135,7 @@ def test_live_launch_builds_the_node_without_overriding_the_file_by_default(laun
     assert all(kwargs['description'] for kwargs in declared.values())
     assert node.kwargs['executable'] == 'nitedr_node' and node.kwargs['name'] == 'nitedr_node'
     params_file, overrides = node.kwargs['parameters']
-    assert Path(params_file) == ROOT / 'config' / 'nitedr.yaml'
+    assert Path(params_file) == config_dir() / 'nitedr.yaml'  # the installed share/ under ROS, else config/
     assert overrides == {'use_sim_time': False}
     assert node.kwargs['remappings'] == []
     assert node.kwargs['arguments'] == ['--ros-args', '--log-level', 'info']
@@ -177,7 +179,7 @@ def test_bag_replay_plays_with_clock_and_qos_overrides_and_runs_the_node_on_sim_
     assert command[:4] == ['ros2', 'bag', 'play', '/data/drive']
     assert '--clock' in command and command[command.index('--rate') + 1] == '0.5' and '--loop' in command
     qos_file = Path(command[command.index('--qos-profile-overrides-path') + 1])
-    assert qos_file == ROOT / 'config' / 'qos_overrides_bag.yaml' and qos_file.is_file()
+    assert qos_file == config_dir() / 'qos_overrides_bag.yaml' and qos_file.is_file()
 
 
 @pytest.mark.parametrize('path', [LIVE, BAG])
@@ -190,7 +192,7 @@ def test_launch_mode_choices_are_the_node_modes(path):
 def test_live_launch_in_full_mode_uses_full_yaml_and_the_derain_model(launch_stubs):
     _, _, (node,) = _run(LIVE, mode='full', model='/models/cleannet_mine.onnx', thermal_topic='/ir/image')
     params_file, overrides = node.kwargs['parameters']
-    assert Path(params_file) == ROOT / 'config' / 'full.yaml'
+    assert Path(params_file) == config_dir() / 'full.yaml'
     assert overrides == {'use_sim_time': False, 'models.derain': '/models/cleannet_mine.onnx'}
     assert node.kwargs['remappings'] == [
         ('thermal/image', '/ir/image'),

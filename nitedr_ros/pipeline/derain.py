@@ -321,6 +321,11 @@ class DerainPipeline:
         """``describe()`` of every engine, by role."""
         return {role: engine.describe() for role, engine in self.engines.items()}
 
+    def reset_state(self) -> None:
+        """Forget what earlier frames taught it (the automatic thermal range): a new recording starts as a
+        fresh pipeline would, while the engines stay loaded (the fleet reuses one pipeline across bags)."""
+        self.thermal.reset()
+
     def close(self) -> None:
         for engine in self.engines.values():
             engine.close()

@@ -131,8 +131,11 @@ class BagPlayer:
                     break
                 if first_ns is None:
                     first_ns = record_ns
-                    if ticker is not None:
-                        ticker.restart(first_ns)
+                    if ticker is not None:  # the bag time goes out a moment before the first message, so a
+                        ticker.restart(first_ns)  # node that switches to /clock has it when that arrives
+                        ticker.tick(first_ns)
+                        time.sleep(CLOCK_LEAD_S)
+                        loop_start = time.monotonic()
                 due = loop_start + (record_ns - first_ns) / 1e9 / self.rate
                 self._wait_until(due, ticker, loop_start, first_ns, record_ns)
                 self.stats.late_ms_max = max(self.stats.late_ms_max, (time.monotonic() - due) * 1e3)
@@ -170,6 +173,8 @@ class BagPlayer:
 # with --clock and --wait-for: how long to wait for a /clock subscriber once the awaited topics matched
 # (discovered together with them when there is one; a node on system time has none)
 CLOCK_MATCH_WAIT_S = 1.0
+# with --clock: the first /clock message of a loop goes out this long before the loop's first message
+CLOCK_LEAD_S = 0.1
 
 
 class _ClockTicker:
