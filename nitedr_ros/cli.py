@@ -22,6 +22,7 @@ VERBS: dict[str, str] = {
     'export': 'export',
     'check-onnx': 'check_onnx',
     'build-engine': 'build_engine',
+    'calibrate-thermal': 'calibrate_thermal',
     'bench': 'bench',
     'run': 'run',
     'bag': 'bag',

@@ -63,6 +63,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sample.add_argument('--seed', type=int, default=7, help='random seed of the rain and the timing jitter')
     sample.add_argument('--storage', choices=('sqlite3', 'mcap'), default='sqlite3',
                         help='rosbag2 storage plugin (default sqlite3)')
+    sample.add_argument('--thermal-offset', default='0,0', metavar='DX,DY',
+                        help='make the thermal camera a separate, misaligned sensor: its image shifted by '
+                             'DX,DY thermal pixels (default 0,0: registered, as in the datasets)')
+    sample.add_argument('--thermal-scale', type=float, default=1.0,
+                        help='thermal resolution relative to RGB (default 1; e.g. 0.8)')
     sample.add_argument('--force', action='store_true', help='replace an existing OUTPUT')
 
     play = sub.add_parser('play', help='publish a bag over DDS with its recorded timing (ROS 2 wire format)')
@@ -145,14 +150,29 @@ def _make_sample(args: argparse.Namespace) -> int:
     spec = SampleSpec(duration_s=args.duration, width=args.width, height=args.height, rgb_hz=args.rgb_hz,
                       stereo_hz=args.stereo_hz, thermal_hz=args.thermal_hz, seed=args.seed,
                       cameras=tuple(c.strip() for c in args.cameras.split(',') if c.strip()),
-                      storage=args.storage)
+                      storage=args.storage, thermal_offset=_offset(args.thermal_offset),
+                      thermal_scale=args.thermal_scale)
     summary = make_sample(args.output, spec, force=args.force)
     print(f'wrote {summary["path"]}: {summary["messages"]} messages, {summary["duration_s"]:g} s, '
           f'{summary["size"]}, {summary["storage"]}')
     for topic, count in summary['topics'].items():
         print(f'  {topic}: {count} images (+ camera_info)')
     print(f'  images from {summary["sources"]}; stereo rain: {summary["stereo_rain"]}')
+    if summary['thermal_homography']:
+        values = ', '.join(f'{v:g}' for v in summary['thermal_homography'])
+        print('  thermal camera misaligned on purpose; its registration: --param '
+              f'registration.mode=homography --param "registration.homography=[{values}]"')
     return 0
+
+
+def _offset(text: str) -> tuple[float, float]:
+    from ..errors import ConfigError
+
+    try:
+        dx, dy = (float(v) for v in text.split(','))
+    except ValueError:
+        raise ConfigError(f'--thermal-offset needs DX,DY in pixels, got {text!r}') from None
+    return dx, dy
 
 
 def _play(args: argparse.Namespace) -> int:

@@ -54,6 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--duration', type=float, default=4.0, help='length of a new sample bag in s')
     parser.add_argument('--domain', type=int, default=None,
                         help='DDS domain (default: a private one in 1..101 derived from the process id)')
+    parser.add_argument('--thermal-offset', default='', metavar='DX,DY',
+                        help='make the sample\'s thermal camera a separate, misaligned sensor (shifted DX,DY '
+                             'thermal pixels); the node registers it (registration.homography) and the grid '
+                             'adds the fused output without registration, side by side')
+    parser.add_argument('--thermal-scale', type=float, default=1.0,
+                        help='with --thermal-offset: thermal resolution relative to RGB (default 1)')
     parser.add_argument('--startup-timeout', type=float, default=300.0,
                         help='seconds the node may take to load its models (default 300)')
 
@@ -133,6 +139,28 @@ def _check_models(args: argparse.Namespace) -> tuple[str, dict[str, Path]]:
     return params['mode'], models
 
 
+def _unregistered_fusion(args: argparse.Namespace, models: Mapping[str, Path]):
+    """(title, render) of the grid's extra column: the same models fusing the thermal frame as it is, only
+    resized (registration identity), run here on the grid's rows."""
+    from ..core.images import message_to_frame
+    from ..core.parameters import apply_choices, load_parameter_file, pipeline_config, validate
+    from ..pipeline.builders import build_pipeline
+    from .options import parse_param_overrides
+
+    given = load_parameter_file(args.params).given if args.params else {}
+    given = apply_choices(given, mode=args.mode, backend=args.backend,
+                          models={role: str(path) for role, path in models.items()})
+    given.update(parse_param_overrides(args.param))
+    given['registration.mode'] = 'identity'
+    pipeline = build_pipeline(pipeline_config(validate(given)))
+
+    def render(messages: Mapping[str, object]):
+        frames = {stream: message_to_frame(stream, msg) for stream, msg in messages.items()}
+        return pipeline.process(frames).outputs['fused'].data
+
+    return 'fused WITHOUT registration', render
+
+
 def bag_streams(bag: Path, mode: str, explicit: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
     """stream -> bag topic (as ``bag derain`` chooses them) and the node options that subscribe them:
     remaps of the image and camera_info topics, ``image_transport`` for CompressedImage topics."""
@@ -174,11 +202,26 @@ def run(args: argparse.Namespace) -> int:
         bag = Path(args.bag).expanduser()
         if not bag.exists():
             raise ConfigError(f'bag not found: {bag}')
+    registration: list[float] | None = None
+    if args.bag:
+        if args.thermal_offset:
+            raise ConfigError('--thermal-offset makes a misaligned sample bag; with --bag, give the '
+                              'registration with --param registration.mode=... instead')
     else:
-        bag = output_dir / 'sample_bag'
+        spec = SampleSpec(duration_s=args.duration)
+        name = 'sample_bag'
+        if args.thermal_offset:
+            from .bag import _offset
+
+            offset = _offset(args.thermal_offset)
+            spec = SampleSpec(duration_s=args.duration, thermal_offset=offset,
+                              thermal_scale=args.thermal_scale)
+            name = f'sample_bag_thermal_{offset[0]:g}_{offset[1]:g}_{args.thermal_scale:g}'
+            registration = spec.thermal_mapping_inverse()
+        bag = output_dir / name
         if not (bag / 'metadata.yaml').is_file():
             print(f'making the sample bag {bag} ...', flush=True)
-            info = make_sample(bag, SampleSpec(duration_s=args.duration))
+            info = make_sample(bag, spec)
             print(f'  {info["messages"]} messages from {info["sources"]}', flush=True)
     run_dir = output_dir / time.strftime('run-%Y%m%d-%H%M%S')
     suffix = 1
@@ -206,6 +249,9 @@ def run(args: argparse.Namespace) -> int:
     for item in args.param:
         node_args += ['--param', item]
     node_args += subscribe_options
+    if registration is not None:
+        node_args += ['--param', 'registration.mode=homography',
+                      '--param', f'registration.homography=[{", ".join(repr(v) for v in registration)}]']
 
     children: list[ChildProcess] = []
     print(f'starting recorder, node ({mode}, {args.backend}) and player on DDS domain {domain} (loopback)',
@@ -238,9 +284,10 @@ def run(args: argparse.Namespace) -> int:
 
     from ..transports.bag.demo_report import write_demo_report
 
+    compare = _unregistered_fusion(args, models) if registration is not None and 'thermal' in topics else None
     report = write_demo_report(bag, recorded, publish_log, run_dir, mode=mode, topics=topics,
                                rows=args.frames, models={role: str(path) for role, path in models.items()},
-                               backend=args.backend, rate=args.rate)
+                               backend=args.backend, rate=args.rate, compare=compare)
     report['wall_s'] = time.monotonic() - started
     (run_dir / 'summary.json').write_text(json.dumps(report, indent=2))
     latency = report['latency_ms'].get('end_to_end', {})

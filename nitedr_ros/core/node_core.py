@@ -63,7 +63,7 @@ from .frame_flow import LatestOnlyBuffer, Ticker, Worker
 from .images import ImageFields, check_image, message_to_frame
 from .log import CoreLog
 from .output_stage import LatencyCallback, OutputStage
-from .parameters import check_changes, exact_groups_for, pipeline_config, validate
+from .parameters import check_changes, exact_groups_for, pipeline_config, registration_spec, validate
 from .sync import Dropped, SyncedSet, Synchronizer
 from .thermal_watch import ThermalWatch
 from .topics import OUTPUT_CAMERA_INFO_TOPICS, OUTPUT_TOPICS, STREAM_CAMERA_INFO_TOPICS, image_topic
@@ -152,6 +152,7 @@ class NodeCore:
         self._log = CoreLog(logger or logging.getLogger('nitedr_ros.core'))
         self._pipeline = pipeline
         self._owns_pipeline = pipeline is None
+        self._intrinsics_sent: dict[str, tuple] = {}
         self._factory = pipeline_factory or default_pipeline_factory
         self._backend_facts: dict[str, str] = {}
         self._stats = CoreStats(
@@ -346,9 +347,23 @@ class NodeCore:
         return target.add(stream, stamp, msg)
 
     def on_camera_info(self, stream: str, msg: Any) -> None:
-        """Cache the latest camera_info of a stream; republished with each output's header."""
-        if stream in self.streams:
-            self._camera_info[stream] = msg
+        """Cache the latest camera_info of a stream (republished with each output's header); its intrinsics
+        go to the pipeline (the extrinsics registration of thermal to RGB needs them)."""
+        if stream not in self.streams:
+            return
+        self._camera_info[stream] = msg
+        set_camera_info = getattr(self._pipeline, 'set_camera_info', None)
+        if set_camera_info is None:
+            return
+        try:
+            intrinsics = (tuple(float(v) for v in msg.k), int(msg.height), int(msg.width))
+        except (TypeError, ValueError, AttributeError) as exc:
+            self._log.throttled(f'camera-info-{stream}', 'warning',
+                                f'{stream} camera_info unusable for registration: {exc}')
+            return
+        if self._intrinsics_sent.get(stream) != intrinsics:  # once per change, not per message
+            self._intrinsics_sent[stream] = intrinsics
+            set_camera_info(stream, *intrinsics)
 
     def report_bad_message(self, stream: str, problem: str, *, counts_as_frame: bool = True) -> None:
         """A message of ``stream`` the transport could not even decode (e.g. a malformed DDS sample): dropped,
@@ -564,6 +579,9 @@ class NodeCore:
         if self.fusion:
             facts['ir_timeout_ms'] = f'{self._thermal.timeout_ms():.1f}'
             facts['ir_timeout_source'] = self._thermal.timeout_source()
+            registration = getattr(self._pipeline, 'registration_status', None)
+            if registration is not None:
+                facts.update(registration())
         hardware_id = (
             self.params['diagnostics.hardware_id'] or facts.get('device') or facts.get('backend', '')
         )
@@ -610,6 +628,10 @@ class NodeCore:
                 self._degraded_sync.set_slop_ns(slop_ns)
         if new['ir_timeout_ms'] != old['ir_timeout_ms']:
             self._thermal.set_parameter(new['ir_timeout_ms'])
+        set_registration = getattr(self._pipeline, 'set_registration', None)
+        registration_changed = any(new[k] != old[k] for k in new if k.startswith('registration.'))
+        if set_registration is not None and registration_changed:
+            set_registration(registration_spec(new))
         changed = sorted(k for k in changes if old.get(k) != new.get(k))
         if changed:
             self._log.info('parameters changed: ' + ', '.join(f'{k}={new[k]!r}' for k in changed))

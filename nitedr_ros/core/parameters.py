@@ -28,6 +28,7 @@ from ..engines.options import BACKENDS, ENGINE_IO, PRECISIONS
 from ..errors import ConfigError
 from ..modelspec import CONFIGS, networks_for_role
 from ..modes import MODES, ROLES, STREAMS
+from ..pipeline.registration_spec import IDENTITY_3X3, NO_EXTRINSICS, REGISTRATION_MODES, registration_problem
 
 TYPES = ('bool', 'integer', 'double', 'string', 'integer_array', 'double_array', 'string_array')
 RELIABILITIES = ('best_effort', 'reliable', 'system_default')
@@ -186,6 +187,41 @@ SCHEMA: tuple[ParamSpec, ...] = (
         [0.0, 0.0],
         'raw thermal counts mapped to [0, 1] as [low, high]; [0, 0] = automatic (running percentiles)',
         range=(0.0, 1.0e9),
+    ),
+    _p(
+        'registration.mode',
+        'string',
+        'identity',
+        'thermal-to-RGB registration before fusion: identity = pre-registered (thermal resized to the RGB '
+        'size); homography = registration.homography; extrinsics = from both camera_info, '
+        'registration.extrinsics and registration.plane_distance_m',
+        choices=REGISTRATION_MODES,
+        dynamic=True,
+    ),
+    _p(
+        'registration.homography',
+        'double_array',
+        list(IDENTITY_3X3),
+        '3x3 homography, row by row, mapping thermal pixels to RGB pixels (nitedr calibrate-thermal '
+        'measures it)',
+        dynamic=True,
+    ),
+    _p(
+        'registration.plane_distance_m',
+        'double',
+        20.0,
+        'extrinsics mode: distance of the plane (in front of the RGB camera) the thermal frame is mapped '
+        'through; scenes far compared with the baseline barely depend on it',
+        range=(0.5, 100000.0),
+        dynamic=True,
+    ),
+    _p(
+        'registration.extrinsics',
+        'double_array',
+        list(NO_EXTRINSICS),
+        'extrinsics mode: [tx, ty, tz, qx, qy, qz, qw], the RGB optical frame in the thermal optical frame: '
+        'p_thermal = R(q) p_rgb + t, metres (nitedr calibrate-thermal measures it with intrinsics)',
+        dynamic=True,
     ),
     # inputs and outputs
     _p(
@@ -451,6 +487,11 @@ def _cross_checks(values: Mapping[str, Any]) -> list[str]:
     low_high = values['thermal_range']
     if len(low_high) != 2 or not (low_high[0] < low_high[1] or low_high == [0.0, 0.0]):
         problems.append(f'thermal_range must be [low, high] with low < high, or [0.0, 0.0], got {low_high}')
+    registration = registration_problem(values['registration.mode'], values['registration.homography'],
+                                        values['registration.plane_distance_m'],
+                                        values['registration.extrinsics'])
+    if registration:
+        problems.append(registration)
     for name in ('profile.min_hw', 'profile.opt_hw', 'profile.max_hw'):
         if len(values[name]) != 2:
             problems.append(f'{name} must be [H, W], got {values[name]}')
@@ -694,5 +735,16 @@ def pipeline_config(values: Mapping[str, Any]):
         engine=engine_options(values),
         engine_files=engine_files,
         thermal_range=None if (low, high) == (0.0, 0.0) else (low, high),
+        registration=registration_spec(values),
         latency_window=values['diagnostics.window_size'],
     )
+
+
+def registration_spec(values: Mapping[str, Any]):
+    """The pipeline's registration settings from the ``registration.*`` parameters."""
+    from ..pipeline.registration_spec import RegistrationSpec
+
+    return RegistrationSpec(mode=values['registration.mode'],
+                            homography=tuple(float(v) for v in values['registration.homography']),
+                            plane_distance_m=float(values['registration.plane_distance_m']),
+                            extrinsics=tuple(float(v) for v in values['registration.extrinsics']))

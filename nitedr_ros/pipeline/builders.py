@@ -56,7 +56,8 @@ def build_pipeline(config: PipelineConfig):
         thermal = ThermalNormalizer(config.thermal_range, percentiles=config.thermal_percentiles,
                                     smoothing=config.thermal_smoothing)
         return DerainPipeline(config.mode, engines, thermal=thermal, window_size=config.latency_window,
-                              models={role: config.model_for(role) for role in engines})
+                              models={role: config.model_for(role) for role in engines},
+                              registration=config.registration)
     except BaseException:
         for engine in engines.values():
             engine.close()

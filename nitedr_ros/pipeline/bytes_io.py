@@ -10,11 +10,16 @@ on the host, then scaled to 0..65535).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import cv2
 import numpy as np
 
 from .frames import ENCODINGS, ImageFrame, check_frame
 from .thermal import ThermalNormalizer
+
+# (plane, (H, W)) -> (plane at (H, W) in the RGB frame, coverage weight or None): a registration warp
+Warp = Callable[[np.ndarray, tuple[int, int]], tuple[np.ndarray, 'np.ndarray | None']]
 
 RGB_ORDER = np.array([0, 1, 2], np.int64)
 BGR_ORDER = np.array([2, 1, 0], np.int64)
@@ -62,10 +67,11 @@ def _from_u8(image: np.ndarray, like: ImageFrame) -> ImageFrame:
     return ImageFrame(np.ascontiguousarray(out), like.encoding)
 
 
-def thermal_u16(normalizer: ThermalNormalizer, stream: str, frame: ImageFrame,
-                size_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def thermal_u16(normalizer: ThermalNormalizer, stream: str, frame: ImageFrame, size_hw: tuple[int, int],
+                warp: Warp | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(``(1, H, W, 2)`` uint8: the little-endian bytes of the uint16 counts at ``size_hw``, ``(low, high)``
-    float32) of a thermal frame."""
+    float32, coverage weight or None) of a thermal frame. ``warp(plane, size_hw) -> (plane, weight)`` maps
+    it into the RGB frame (registration); default: a resize, everything covered."""
     spec = check_frame(stream, frame)
     if spec.dtype == np.uint16 and spec.order == 'mono':
         plane = frame.data if frame.data.ndim == 2 else frame.data[:, :, 0]
@@ -78,7 +84,10 @@ def thermal_u16(normalizer: ThermalNormalizer, stream: str, frame: ImageFrame,
     else:  # float (32FC1) or 16-bit colour: normalise on the host
         plane = np.rint(normalizer(stream, frame) * np.float32(65535.0)).astype(np.uint16)
         low, high = 0.0, 65535.0
-    if plane.shape != size_hw:
+    weight = None
+    if warp is not None:
+        plane, weight = warp(plane, size_hw)
+    elif plane.shape != size_hw:
         plane = cv2.resize(plane, (size_hw[1], size_hw[0]), interpolation=cv2.INTER_LINEAR)
     little = np.ascontiguousarray(plane, dtype='<u2')  # no copy on little-endian hosts
-    return little.view(np.uint8).reshape(1, *size_hw, 2), np.array([low, high], np.float32)
+    return little.view(np.uint8).reshape(1, *size_hw, 2), np.array([low, high], np.float32), weight

@@ -1,4 +1,5 @@
-"""Pipeline configuration: the mode, each role's model, the engine options and the thermal settings.
+"""Pipeline configuration: the mode, each role's model, the engine options and the thermal settings
+(range, registration to the RGB camera).
 
 Dependency-free apart from the options object (no numpy, no OpenCV), so the parameter schema can build it.
 The engines are opened by :mod:`nitedr_ros.pipeline.builders`; the engine lifecycle (build, cache, load)
@@ -14,6 +15,7 @@ from ..engines.options import EngineOptions
 from ..errors import ConfigError
 from ..modelspec import NETWORKS, default_model_filename
 from ..modes import DEFAULT_NETWORKS, MODE_ROLES, MODES
+from .registration_spec import RegistrationSpec
 
 
 def default_model(mode: str, role: str) -> str:
@@ -36,6 +38,7 @@ class PipelineConfig:
     thermal_range: tuple[float, float] | None = None
     thermal_percentiles: tuple[float, float] = (1.0, 99.0)
     thermal_smoothing: float = 0.9
+    registration: RegistrationSpec = field(default_factory=RegistrationSpec)  # thermal -> RGB pixels
     latency_window: int = 100
 
     def __post_init__(self) -> None:

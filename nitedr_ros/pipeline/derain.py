@@ -40,6 +40,8 @@ from ..modes import MODE_ROLES, MODE_STREAMS, MODES
 from .bytes_io import RGB_ORDER, from_u8, thermal_u16, to_u8
 from .frames import ImageFrame, check_frame, from_rgb_chw, to_rgb_chw
 from .geometry import FitPlan, fit, plan_fit, unfit
+from .registration import ThermalRegistrar, blend_covered
+from .registration_spec import RegistrationSpec
 from .thermal import ThermalNormalizer
 from .timing import STAGES, LatencyWindow, StageTimings
 
@@ -87,7 +89,8 @@ class DerainPipeline:
 
     def __init__(self, mode: str, engines: Mapping[str, InferenceEngine], *,
                  thermal: ThermalNormalizer | None = None, window_size: int = 100,
-                 models: Mapping[str, str] | None = None, check_outputs: bool = True) -> None:
+                 models: Mapping[str, str] | None = None, check_outputs: bool = True,
+                 registration: RegistrationSpec | None = None) -> None:
         if mode not in MODES:
             raise ConfigError(f'unknown mode {mode!r}; choose one of {", ".join(MODES)}')
         missing = [role for role in MODE_ROLES[mode] if role not in engines]
@@ -96,6 +99,7 @@ class DerainPipeline:
         self.mode = mode
         self.engines = dict(engines)
         self.thermal = thermal or ThermalNormalizer()
+        self.registrar = ThermalRegistrar(registration)
         self.windows = {stage: LatencyWindow(window_size) for stage in STAGES}
         self._allocate: Allocator | None = None
         self._io: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
@@ -241,20 +245,23 @@ class DerainPipeline:
 
     def _fuse(self, derained: _Derained, thermal: ImageFrame, rgb_frame: ImageFrame, hw: tuple[int, int],
               clock: _Clock, timings: StageTimings) -> ImageFrame:
+        """Fuse the derained RGB with the thermal frame warped into the RGB camera's pixels (registration);
+        where the thermal camera does not see, the output is the derained visible image, feathered."""
         if self.bytes_io['fusion']:
             visible, order = derained.as_u8()
-            counts, value_range = thermal_u16(self.thermal, 'thermal', thermal, hw)
+            counts, value_range, weight = thermal_u16(self.thermal, 'thermal', thermal, hw,
+                                                      self.registrar.warp)
             (fused,) = self._run_bytes('fusion', [visible, counts, value_range], order, ('fused',), clock,
                                        timings)
-            return from_u8(fused, rgb_frame, self._out('fused', rgb_frame))
-        infrared = self.thermal('thermal', thermal)
-        if infrared.shape != hw:
-            infrared = cv2.resize(infrared, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR)
+            return from_u8(blend_covered(fused, visible, weight), rgb_frame, self._out('fused', rgb_frame))
+        infrared, weight = self.registrar.warp(self.thermal('thermal', thermal), hw)
         plan = self._plan('fusion', hw)
         visible_name, infrared_name = self._io['fusion'][0]
-        feed = {visible_name: fit(derained.as_chw(), plan), infrared_name: fit(infrared[None], plan)}
+        visible = derained.as_chw()
+        feed = {visible_name: fit(visible, plan), infrared_name: fit(infrared[None], plan)}
         (fused,) = self._run('fusion', feed, ('fused',), clock, timings)
-        return from_rgb_chw(unfit(fused, plan), rgb_frame, self._out('fused', rgb_frame))
+        fused = blend_covered(unfit(fused, plan), visible, weight)
+        return from_rgb_chw(fused, rgb_frame, self._out('fused', rgb_frame))
 
     def _run_bytes(self, role: str, images: list[np.ndarray], order: np.ndarray,
                    output_streams: tuple[str, ...], clock: _Clock, timings: StageTimings) -> list[np.ndarray]:
@@ -320,6 +327,19 @@ class DerainPipeline:
     def describe(self) -> dict[str, dict[str, str]]:
         """``describe()`` of every engine, by role."""
         return {role: engine.describe() for role, engine in self.engines.items()}
+
+    def set_registration(self, spec: RegistrationSpec) -> None:
+        """New registration settings (live parameter change); the next set uses them."""
+        self.registrar.set_spec(spec)
+
+    def set_camera_info(self, stream: str, k: tuple[float, ...], height: int, width: int) -> None:
+        """A camera's intrinsics (from its camera_info): the extrinsics registration needs both."""
+        if stream in ('rgb', 'thermal'):
+            self.registrar.set_intrinsics(stream, k, height, width)
+
+    def registration_status(self) -> dict[str, str]:
+        """The registration in use and the thermal coverage of the RGB frame (diagnostics)."""
+        return self.registrar.describe()
 
     def reset_state(self) -> None:
         """Forget what earlier frames taught it (the automatic thermal range): a new recording starts as a

@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,10 @@ _COLUMN_TITLES = {'rgb': 'rainy RGB (input)', 'left': 'rainy left (input)', 'rig
                   'thermal': 'thermal IR (input)', 'derained_rgb': 'derained',
                   'fused': 'fused (derained + IR)', 'derained_left': 'derained left',
                   'derained_right': 'derained right'}
+
+
+# (column title, function of a grid row's input messages by stream -> the image to show)
+CompareColumn = tuple[str, Callable[[dict[str, Any]], np.ndarray]]
 
 
 def display_rgb(msg: Any) -> np.ndarray:
@@ -77,9 +81,11 @@ def _nearest(stamps: np.ndarray, stamp: int) -> int | None:
 def write_demo_report(played_bag: Path, recorded_bag: Path, publish_log: Path, run_dir: Path, *, mode: str,
                       topics: Mapping[str, str] | None = None, rows: int = 4,
                       models: Mapping[str, str] | None = None, backend: str = '',
-                      rate: float = 1.0) -> dict[str, Any]:
+                      rate: float = 1.0, compare: CompareColumn | None = None) -> dict[str, Any]:
     """Write grid.png, latency.png and report.md into ``run_dir``; returns the numbers (summary.json).
-    ``topics``: stream -> topic of the played bag (default: the node's own topic names)."""
+    ``topics``: stream -> topic of the played bag (default: the node's own topic names). ``compare``:
+    (title, function of a row's input messages by stream -> image), an extra grid column after the fused
+    one (the demo's fused output without registration)."""
     streams = MODE_STREAMS[mode]
     outputs = MODE_OUTPUTS[mode]
     topics = {s: '/' + (topics or {}).get(s, STREAM_TOPICS[s]).lstrip('/') for s in streams}
@@ -141,6 +147,7 @@ def write_demo_report(played_bag: Path, recorded_bag: Path, publish_log: Path, r
             if nearest is not None:
                 wanted[stream][nearest] = stamp
     input_images: dict[tuple[str, int], np.ndarray] = {}
+    row_messages: dict[int, dict[str, Any]] = {}
     with open_bag(played_bag) as reader:
         connections = [c for c in reader.connections if '/' + c.topic.lstrip('/') in input_topics]
         for connection, _, raw in iter_raw(reader, connections, played_bag):
@@ -149,6 +156,7 @@ def write_demo_report(played_bag: Path, recorded_bag: Path, publish_log: Path, r
             row = wanted[stream].get(header_stamp_ns(msg))
             if row is not None:
                 input_images[(stream, row)] = display_rgb(msg)
+                row_messages.setdefault(row, {})[stream] = msg
     output_images: dict[tuple[str, int], np.ndarray] = {}
     for output in outputs:  # an output carries its source's stamp: the row whose input it is (full mode:
         source = OUTPUT_SOURCE[output]  # stereo outputs have the stereo stamps, rows the rgb ones)
@@ -158,9 +166,17 @@ def write_demo_report(played_bag: Path, recorded_bag: Path, publish_log: Path, r
                 output_images[(output, row)] = display_rgb(msg)
 
     columns = _grid_columns(mode)
+    titles = dict(_COLUMN_TITLES)
+    if compare is not None:
+        title, render = compare
+        titles['compare'] = title
+        columns.insert(columns.index('fused') + 1 if 'fused' in columns else len(columns), 'compare')
+        for row, messages in row_messages.items():
+            if set(streams) <= set(messages):
+                output_images[('compare', row)] = render(messages)
     grid_path = run_dir / 'grid.png'
     first_stamp = min((int(a[0]) for a in stamp_arrays.values() if a.size), default=0)
-    _plot_grid(grid_path, columns, row_stamps, input_images, output_images, mode, first_stamp)
+    _plot_grid(grid_path, columns, titles, row_stamps, input_images, output_images, mode, first_stamp)
     latency = {'end_to_end': _latency_summary(end_to_end)}
     for name, values in debug.items():
         latency[name.removesuffix('_ms').removesuffix('_time')] = _latency_summary(values)
@@ -267,7 +283,8 @@ def _grid_columns(mode: str) -> list[str]:
                      'derained_right']}[mode]
 
 
-def _plot_grid(path: Path, columns: list[str], row_stamps: list[int], inputs: Mapping[tuple[str, int], Any],
+def _plot_grid(path: Path, columns: list[str], titles: Mapping[str, str], row_stamps: list[int],
+               inputs: Mapping[tuple[str, int], Any],
                outputs: Mapping[tuple[str, int], Any], mode: str, first_stamp: int) -> None:
     plt = pyplot()
 
@@ -288,7 +305,7 @@ def _plot_grid(path: Path, columns: list[str], row_stamps: list[int], inputs: Ma
                 axis.text(0.5, 0.5, 'not published' if r < len(row_stamps) else 'no output', ha='center',
                           va='center', transform=axis.transAxes)
             if r == 0:
-                axis.set_title(_COLUMN_TITLES[column], fontsize=10)
+                axis.set_title(titles[column], fontsize=10)
             if c == 0 and r < len(row_stamps):
                 axis.set_ylabel(f'stamp +{(row_stamps[r] - first_stamp) / 1e9:.2f} s', fontsize=8)
     figure.suptitle(f'nitedr demo ({mode} mode): inputs and outputs of the same sets', fontsize=11)

@@ -13,6 +13,11 @@ triggered (left and right share each stamp). The thermal camera runs 6 ms behind
 the default rates (RGB 20 Hz, thermal 10 Hz) every thermal frame has an RGB frame within the node's
 default 15 ms slop and every other RGB frame is left over (dropped by the synchronizer, as on a real car).
 Each image has its ``camera_info`` with the same stamp.
+
+The thermal camera is registered to the RGB camera (as in the datasets) unless ``thermal_offset`` /
+``thermal_scale`` make it a separate sensor: its frame is then the scene mapped by
+``x_thermal = scale * x_rgb + offset`` at ``scale`` x the RGB resolution, its camera_info says so, and the
+summary gives the registration homography (thermal -> RGB) that undoes it.
 """
 
 from __future__ import annotations
@@ -67,6 +72,8 @@ class SampleSpec:
     seed: int = 7
     cameras: tuple[str, ...] = ('rgb', 'stereo', 'thermal')
     storage: str = 'sqlite3'
+    thermal_offset: tuple[float, float] = (0.0, 0.0)  # thermal pixels (x, y) of a misaligned thermal camera
+    thermal_scale: float = 1.0  # thermal resolution / RGB resolution
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -77,9 +84,31 @@ class SampleSpec:
         for name, rate in (('rgb', self.rgb_hz), ('stereo', self.stereo_hz), ('thermal', self.thermal_hz)):
             if not 0.5 <= rate <= 120:
                 raise ConfigError(f'{name} rate must be 0.5..120 Hz, got {rate}')
+        if not 0.1 <= self.thermal_scale <= 4.0:
+            raise ConfigError(f'thermal scale must be 0.1..4, got {self.thermal_scale}')
+        if any(abs(v) > 4096 for v in self.thermal_offset):
+            raise ConfigError(f'thermal offset must be within +-4096 px, got {self.thermal_offset}')
         unknown = set(self.cameras) - {'rgb', 'stereo', 'thermal'}
         if unknown or not self.cameras:
             raise ConfigError(f'cameras must be among rgb, stereo, thermal, got {", ".join(self.cameras)}')
+
+    def thermal_mapping(self) -> np.ndarray | None:
+        """RGB pixel -> thermal pixel (3x3) of a misaligned thermal camera; None when registered."""
+        if self.thermal_offset == (0.0, 0.0) and self.thermal_scale == 1.0:
+            return None
+        s = self.thermal_scale
+        return np.array([[s, 0.0, self.thermal_offset[0]], [0.0, s, self.thermal_offset[1]], [0.0, 0.0, 1.0]])
+
+    def thermal_mapping_inverse(self) -> list[float]:
+        """The registration homography (thermal pixel -> RGB pixel, row by row) that undoes the mapping."""
+        mapping = self.thermal_mapping()
+        if mapping is None:
+            return [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+        inverse = np.linalg.inv(mapping)
+        return [round(float(v), 9) for v in (inverse / inverse[2, 2]).ravel()]
+
+    def thermal_hw(self) -> tuple[int, int]:
+        return round(self.height * self.thermal_scale), round(self.width * self.thermal_scale)
 
     def camera_specs(self) -> list[CameraSpec]:
         specs = []
@@ -261,11 +290,16 @@ def make_sample(out: str | Path, spec: SampleSpec | None = None, *, force: bool 
             times = np.arange(camera.phase_s, spec.duration_s, 1.0 / camera.rate_hz)
             stamps = [_stamp(spec, t, rng) for t in times]
             frames = [scene_frame(t, 1 if camera.stream == 'thermal' else 0) for t in times]
-        info = _camera_info(types, camera, width, height, focal)
+        mapping = spec.thermal_mapping() if camera.stream == 'thermal' else None
+        size_hw = spec.thermal_hw() if mapping is not None else (height, width)
+        if mapping is not None:  # a separate thermal sensor: the scene mapped into its own pixels
+            frames = [cv2.warpPerspective(image, mapping, (size_hw[1], size_hw[0]), flags=cv2.INTER_AREA,
+                                          borderMode=cv2.BORDER_REFLECT) for image in frames]
+        info = _camera_info(types, camera, width, height, focal, mapping)
         for stamp, image in zip(stamps, frames):
             header = messages.header(stamp, camera.frame_id)
             channels = 1 if camera.encoding == 'mono8' else 3
-            msg = types[IMAGE](header, height, width, camera.encoding, 0, width * channels,
+            msg = types[IMAGE](header, size_hw[0], size_hw[1], camera.encoding, 0, size_hw[1] * channels,
                                np.ascontiguousarray(image).reshape(-1))
             delay = max(1.0, rng.normal(*camera.delay_ms))
             record = stamp + round(delay * 1e6)
@@ -286,10 +320,12 @@ def make_sample(out: str | Path, spec: SampleSpec | None = None, *, force: bool 
                                                                  for camera in specs}
         for record, topic, msg in records:
             writer.write(connections[topic], record, typestore.serialize_cdr(msg, msgtypes[topic]))
+    misaligned = 'thermal' in spec.cameras and spec.thermal_mapping() is not None
+    registration = spec.thermal_mapping_inverse() if misaligned else None
     return {'path': str(output.final), 'topics': counts, 'duration_s': spec.duration_s,
             'size': f'{width}x{height}', 'sources': sources.origin,
             'stereo_rain': stereo.method if stereo is not None else 'no stereo cameras',
-            'messages': len(records), 'storage': spec.storage}
+            'messages': len(records), 'storage': spec.storage, 'thermal_homography': registration}
 
 
 def _stamp(spec: SampleSpec, t: float, rng: np.random.Generator) -> int:
@@ -297,10 +333,17 @@ def _stamp(spec: SampleSpec, t: float, rng: np.random.Generator) -> int:
 
 
 def _camera_info(types: Any, camera: CameraSpec, width: int, height: int,
-                 focal: float) -> Callable[[Any], Any]:
+                 focal: float, mapping: np.ndarray | None = None) -> Callable[[Any], Any]:
+    """camera_info of a camera; ``mapping`` (RGB pixel -> this camera's pixel) for a separate thermal sensor
+    whose K is the RGB K mapped."""
     cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
     baseline = 0.12 if camera.stream == 'right' else 0.0
-    k = np.array([focal, 0, cx, 0, focal, cy, 0, 0, 1], np.float64)
+    k3 = np.array([[focal, 0, cx], [0, focal, cy], [0, 0, 1]], np.float64)
+    if mapping is not None:
+        k3 = mapping @ k3
+        height, width = round(height * mapping[0, 0]), round(width * mapping[0, 0])
+        focal, cx, cy = k3[0, 0], k3[0, 2], k3[1, 2]
+    k = k3.reshape(-1)
     p = np.array([focal, 0, cx, -focal * baseline, 0, focal, cy, 0, 0, 0, 1, 0], np.float64)
     r = np.eye(3).reshape(-1)
     roi = types['sensor_msgs/msg/RegionOfInterest'](0, 0, 0, 0, False)
