@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              '(RoadScene-rain, the paired rain sets, renderer rain of every style; '
                              'nitedr_ros/data/corpus.py) and validate on RoadScene-rain and the '
                              'generalisation set')
+    parser.add_argument('--mix-weight', action='append', default=[], metavar='SOURCE=WEIGHT',
+                        help='override a source weight of the mix, e.g. roadscene=0.5 (repeatable; sources: '
+                             'roadscene, shared_pairs, rendered, rendered_night)')
     parser.add_argument('--data', action='append', default=[],
                         help='dataset folder (repeatable; layouts: see nitedr_ros/data/layouts.py)')
     parser.add_argument('--layout', default='auto', help='dataset layout (default: detected)')
@@ -100,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         stop_at=args.stop_at, time_budget_s=args.time_budget,
         settings=settings, network_overrides=_key_values(args.network_option, '--network-option'),
         cleannet=args.cleannet, init=args.init, synthetic_style=args.synthetic_style, mix=args.mix,
+        mix_weights={k: float(v) for k, v in _key_values(args.mix_weight, '--mix-weight').items()},
         workers=args.workers,
         threads=args.threads, progress=not args.no_progress, force=args.force)
     result = train(options)

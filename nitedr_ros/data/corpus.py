@@ -90,9 +90,25 @@ def roadscene_split(root: Path) -> tuple[ImageSet, Split]:
     return data, split
 
 
-def training_mix(root: str | Path) -> list[MixSource]:
-    """The sources of the derain training mix under a shared data folder (see the module docstring)."""
+def mix_weights(overrides: dict[str, float] | None = None) -> dict[str, float]:
+    """:data:`MIX_WEIGHTS` with ``overrides`` (e.g. a fine-tune that favours one source); checked."""
+    weights = dict(MIX_WEIGHTS)
+    for name, value in (overrides or {}).items():
+        if name not in weights:
+            raise DatasetError(f'unknown mix source {name!r}; sources: {", ".join(MIX_WEIGHTS)}')
+        if not value >= 0:
+            raise DatasetError(f'mix weight of {name} must be >= 0, got {value}')
+        weights[name] = float(value)
+    if sum(weights.values()) <= 0:
+        raise DatasetError('the mix weights are all zero')
+    return weights
+
+
+def training_mix(root: str | Path, weights: dict[str, float] | None = None) -> list[MixSource]:
+    """The sources of the derain training mix under a shared data folder (see the module docstring);
+    ``weights``: :data:`MIX_WEIGHTS` overridden per source."""
     root = Path(root)
+    chosen = mix_weights(weights)
     roadscene, split = roadscene_split(root)
     road_train = roadscene.subset(split.train)
     pair_sets = [_pairs(root, *spec) for spec in TRAIN_PAIR_SETS]
@@ -103,10 +119,10 @@ def training_mix(root: str | Path) -> list[MixSource]:
                    + [s.files['clean'] for s in shared.samples])
     clean = _clean_images('clean', clean_files)
     return [
-        MixSource('roadscene', MIX_WEIGHTS['roadscene'], road_train, render=False),
-        MixSource('shared_pairs', MIX_WEIGHTS['shared_pairs'], shared, render=False),
-        MixSource('rendered', MIX_WEIGHTS['rendered'], clean, render=True, styles=TRAINING_STYLES),
-        MixSource('rendered_night', MIX_WEIGHTS['rendered_night'], clean, render=True, styles=TRAINING_STYLES,
+        MixSource('roadscene', chosen['roadscene'], road_train, render=False),
+        MixSource('shared_pairs', chosen['shared_pairs'], shared, render=False),
+        MixSource('rendered', chosen['rendered'], clean, render=True, styles=TRAINING_STYLES),
+        MixSource('rendered_night', chosen['rendered_night'], clean, render=True, styles=TRAINING_STYLES,
                   night=True),
     ]
 

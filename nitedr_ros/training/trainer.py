@@ -88,6 +88,7 @@ class TrainOptions:
     init: str | None = None         # start from these weights (fresh optimiser and schedule)
     synthetic_style: str = 'mixed'
     mix: str = ''                   # derain: train on the documented mix of this shared data folder
+    mix_weights: dict[str, float] = field(default_factory=dict)  # per-source overrides of MIX_WEIGHTS
     workers: int = 0
     threads: int = 0
     progress: bool = True
@@ -182,7 +183,7 @@ class Trainer:
                                   f'{self.recipe["kind"]} network')
             from ..data.corpus import roadscene_split, training_mix
 
-            self.mix = training_mix(self.options.mix)
+            self.mix = training_mix(self.options.mix, self.options.mix_weights)
             roadscene, split = roadscene_split(Path(self.options.mix))
             return [], [roadscene.subset(split.val)], {'roadscene-rain': split}
         if not self.options.data:
