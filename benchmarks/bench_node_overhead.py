@@ -209,7 +209,7 @@ def run_variant(sets_count: int, sink_kind: str, thermal_offset_ms: int) -> dict
                 pipeline.append(pipeline_ms[-1])
                 overhead.append(elapsed_ms - pipeline_ms[-1])
                 copies.append(sink.copy_ns / MS)
-        backend = core.statuses()[-2].value('backend')
+        backend = next(s for s in core.statuses() if s.name.endswith(': pipeline')).value('backend')
     finally:
         core.stop()
         if hasattr(sink, 'close'):

@@ -61,6 +61,7 @@ def test_names_hardware_id_and_keys(rig):
         'nitedr: latency',
         'nitedr: pipeline',
         'nitedr: qos',
+        'nitedr: rain',
     ]
     assert {s.hardware_id for s in statuses} == {'orin-0'}
     by_task = sink.last_statuses()

@@ -189,7 +189,7 @@ def bag_streams(bag: Path, mode: str, explicit: Mapping[str, str]) -> tuple[dict
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..core.topics import DEBUG_VALUES, OUTPUT_TOPICS, debug_topic
+    from ..core.topics import DEBUG_VALUES, OUTPUT_TOPICS, STATUS_VALUES, debug_topic
     from ..modes import MODE_OUTPUTS, MODE_STREAMS
     from ..transports.bag.sample import SampleSpec, make_sample
     from ..transports.dds.participant import private_domain_id
@@ -234,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
     inputs = [topics[s] for s in MODE_STREAMS[mode]]
     outputs = [f'/{OUTPUT_TOPICS[o]}' for o in MODE_OUTPUTS[mode]]
     node_name = 'nitedr_node'
-    debug = [f'/{node_name}/{debug_topic(name)[2:]}' for name in DEBUG_VALUES]
+    debug = [f'/{node_name}/{debug_topic(name)[2:]}' for name in (*DEBUG_VALUES, *STATUS_VALUES)]
     recorded = run_dir / 'recorded_bag'
     publish_log = run_dir / 'published.csv'
 

@@ -17,6 +17,9 @@ given node-clock time. Statuses (names ``'<node>: <task>'``, as diagnostic_updat
   (thermal silent) or disabled state; ERROR after an inference error in the period, WARN when degraded,
   disabled, busy-dropping or an output failed to publish (``publish_error``).
 - ``qos``: incompatible-QoS events reported by the transport (WARN when any).
+- ``rain``: the rain intensity of each derained camera (the derain residual, 8-bit levels: last and smoothed)
+  and whether the camera is degraded: WARN at ``rain.warn_intensity``, ERROR (blinded) at
+  ``rain.error_intensity``, on the smoothed value.
 """
 
 from __future__ import annotations
@@ -117,6 +120,7 @@ class DiagnosticsContext:
     sync_pending: int
     hardware_id: str
     interval_violations: dict[str, int] = field(default_factory=dict)  # stream -> total so far
+    rain: dict[str, tuple[float, float]] = field(default_factory=dict)  # derained output -> (last, smoothed)
 
 
 class CoreStats:
@@ -219,6 +223,7 @@ class CoreStats:
             statuses.append(self._latency_status(ctx))
             statuses.append(self._pipeline_status(ctx, elapsed_s))
             statuses.append(self._qos_status(ctx))
+            statuses.append(self._rain_status(ctx))
             self._violations_before = dict(ctx.interval_violations)
             if not started:
                 for status in statuses:
@@ -390,6 +395,28 @@ class CoreStats:
         else:
             level, message = Level.OK, 'no incompatible QoS event'
         return DiagnosticStatus(level, self._name(ctx, 'qos'), message, ctx.hardware_id, values)
+
+
+    def _rain_status(self, ctx: DiagnosticsContext) -> DiagnosticStatus:
+        warn, error = ctx.params['rain.warn_intensity'], ctx.params['rain.error_intensity']
+        values = [('warn_intensity', f'{warn:g}'), ('error_intensity', f'{error:g}')]
+        for output, (last, smoothed) in sorted(ctx.rain.items()):
+            values += [(f'{output}.intensity', f'{last:.2f}'),
+                       (f'{output}.intensity_smoothed', f'{smoothed:.2f}')]
+        name = self._name(ctx, 'rain')
+        if not ctx.rain:
+            return DiagnosticStatus(Level.OK, name, 'no derained frame yet', ctx.hardware_id, values)
+        output, (_, worst) = max(ctx.rain.items(), key=lambda item: item[1][1])
+        camera = output.removeprefix('derained_')
+        if worst >= error:
+            level, message = Level.ERROR, f'{camera} camera blinded by rain ({worst:.1f} >= {error:g})'
+        elif worst >= warn:
+            level, message = Level.WARN, f'{camera} camera degraded by rain ({worst:.1f} >= {warn:g})'
+        else:
+            level, message = Level.OK, f'rain intensity {worst:.1f} (below {warn:g})'
+        degraded = {Level.ERROR: 'blinded', Level.WARN: 'degraded'}.get(level, 'no')
+        values.append(('degraded', degraded))
+        return DiagnosticStatus(level, name, message, ctx.hardware_id, values)
 
 
 def _fmt(value: float | None) -> str:

@@ -64,6 +64,7 @@ from .images import ImageFields, check_image, message_to_frame
 from .log import CoreLog
 from .output_stage import LatencyCallback, OutputStage
 from .parameters import check_changes, exact_groups_for, pipeline_config, registration_spec, validate
+from .rain_watch import RainWatch
 from .sync import Dropped, SyncedSet, Synchronizer
 from .thermal_watch import ThermalWatch
 from .topics import OUTPUT_CAMERA_INFO_TOPICS, OUTPUT_TOPICS, STREAM_CAMERA_INFO_TOPICS, image_topic
@@ -153,6 +154,7 @@ class NodeCore:
         self._pipeline = pipeline
         self._owns_pipeline = pipeline is None
         self._intrinsics_sent: dict[str, tuple] = {}
+        self._rain = RainWatch()
         self._factory = pipeline_factory or default_pipeline_factory
         self._backend_facts: dict[str, str] = {}
         self._stats = CoreStats(
@@ -528,6 +530,7 @@ class NodeCore:
             result = self._pipeline.process(frames, fuse=fuse, **extra)
             outputs: dict[str, Any] = {o: f for o, f in result.outputs.items() if o in wanted}
             timings = result.timings
+            rain = self._rain.update(getattr(result, 'rain_intensity', {}))
         except Exception as exc:  # noqa: BLE001 - FrameError or any inference failure
             problem = str(exc) or type(exc).__name__
             self._stats.error(problem)
@@ -538,8 +541,9 @@ class NodeCore:
                 self._stats.drop(synced.messages, DROP_ERROR)
                 return
             outputs = self._output.passthrough(synced, frames, fuse, wanted)
-            timings = None
-        self._output.publish(synced, outputs, timings, work.synced_perf_ns, params)
+            timings = rain = None
+        if self._output.publish(synced, outputs, timings, work.synced_perf_ns, params) and rain is not None:
+            self._output.sink_call('publish_debug', 'rain_intensity', rain)
 
     def _stale_alarm(self, age_ns: int) -> None:
         """Several stale sets in a row and nothing published: name the likely cause, early."""
@@ -596,6 +600,7 @@ class NodeCore:
             degraded_for_ms=self._thermal.degraded_for_ms(now),
             enabled=bool(self.params['enable']),
             sync_pending=self._sync.pending() + (self._degraded_sync.pending() if self._degraded_sync else 0),
+            rain=self._rain.snapshot(),
             hardware_id=str(hardware_id),
             interval_violations=self.interval_violations(),
         )

@@ -33,6 +33,9 @@ from ..pipeline.registration_spec import IDENTITY_3X3, NO_EXTRINSICS, REGISTRATI
 TYPES = ('bool', 'integer', 'double', 'string', 'integer_array', 'double_array', 'string_array')
 RELIABILITIES = ('best_effort', 'reliable', 'system_default')
 DEFAULT_NODE_NAME = 'nitedr_node'
+# rain diagnostics thresholds: 8-bit levels of derain residual (benchmarks/results/rain_intensity.md)
+RAIN_WARN_INTENSITY = 4.0
+RAIN_ERROR_INTENSITY = 10.0
 ROS_OWN_PREFIXES = ('qos_overrides.',)
 ROS_OWN_NAMES = ('use_sim_time',)
 SINGLE_NETWORKS = networks_for_role('derain')  # what single mode's derain role can run
@@ -221,6 +224,23 @@ SCHEMA: tuple[ParamSpec, ...] = (
         list(NO_EXTRINSICS),
         'extrinsics mode: [tx, ty, tz, qx, qy, qz, qw], the RGB optical frame in the thermal optical frame: '
         'p_thermal = R(q) p_rgb + t, metres (nitedr calibrate-thermal measures it with intrinsics)',
+        dynamic=True,
+    ),
+    _p(
+        'rain.warn_intensity',
+        'double',
+        RAIN_WARN_INTENSITY,
+        'rain diagnostics WARN (camera degraded) at this smoothed rain intensity: mean |luminance change| of '
+        'the derain, 8-bit levels (benchmarks/results/rain_intensity.md calibrates it)',
+        range=(0.0, 255.0),
+        dynamic=True,
+    ),
+    _p(
+        'rain.error_intensity',
+        'double',
+        RAIN_ERROR_INTENSITY,
+        'rain diagnostics ERROR (camera blinded) at this smoothed rain intensity, 8-bit levels',
+        range=(0.0, 255.0),
         dynamic=True,
     ),
     # inputs and outputs
@@ -484,6 +504,9 @@ def _cross_checks(values: Mapping[str, Any]) -> list[str]:
             f'diagnostics.latency_warn_ms ({values["diagnostics.latency_warn_ms"]:g}) must not '
             f'exceed diagnostics.latency_error_ms ({values["diagnostics.latency_error_ms"]:g})'
         )
+    if values['rain.warn_intensity'] > values['rain.error_intensity']:
+        problems.append(f'rain.warn_intensity ({values["rain.warn_intensity"]:g}) must not exceed '
+                        f'rain.error_intensity ({values["rain.error_intensity"]:g})')
     low_high = values['thermal_range']
     if len(low_high) != 2 or not (low_high[0] < low_high[1] or low_high == [0.0, 0.0]):
         problems.append(f'thermal_range must be [low, high] with low < high, or [0.0, 0.0], got {low_high}')

@@ -9,6 +9,9 @@ The timeout is ``ir_timeout_ms`` when that parameter is set (> 0). At 0 (the def
 cameras pause a few hundred ms for flat-field correction), and ``AUTO_START_MS`` until
 ``AUTO_MIN_SAMPLES`` spacings were seen. :meth:`ThermalWatch.timeout_source` says which was used
 (diagnostics show it).
+
+When the node clock goes back (a bag loops, or ``nitedr run`` switches to ``/clock`` when a bag starts
+playing), the watch starts over on the new clock: what it saw on the old one says nothing about the new.
 """
 
 from __future__ import annotations
@@ -110,8 +113,13 @@ class ThermalWatch:
         with self._lock:
             if now_ns <= 0:
                 return Transition(self._degraded)
-            if self._clock_seen_ns is None or now_ns < self._clock_seen_ns:
-                self._clock_seen_ns = now_ns  # first reading, or the clock went back
+            if self._clock_seen_ns is not None and now_ns < self._clock_seen_ns:  # the clock went back:
+                self._clock_seen_ns, self._thermal_seen_ns = now_ns, None  # start over on the new clock
+                if self._degraded:
+                    self._degraded = False
+                    return Transition(False, left=True)
+            if self._clock_seen_ns is None:
+                self._clock_seen_ns = now_ns  # first reading
             if thermal_arrived:
                 self._thermal_seen_ns = now_ns
                 if self._degraded:

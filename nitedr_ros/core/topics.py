@@ -31,6 +31,8 @@ OUTPUT_CAMERA_INFO_TOPICS: dict[str, str] = {
 }
 DIAGNOSTICS_TOPIC = '/diagnostics'
 DEBUG_VALUES: tuple[str, ...] = ('processing_time_ms', 'inference_time_ms', 'pipeline_latency_ms')
+# always published (not only with debug.publish_timing), on ~/<name>: what a detector downstream may read
+STATUS_VALUES: tuple[str, ...] = ('rain_intensity',)
 
 
 def image_topic(stream: str, transport: str = 'raw') -> str:
@@ -40,5 +42,6 @@ def image_topic(stream: str, transport: str = 'raw') -> str:
 
 
 def debug_topic(name: str) -> str:
-    """Private debug topic of a timing value, e.g. ``~/debug/processing_time_ms``."""
-    return f'~/debug/{name}'
+    """Private topic of a value: ``~/debug/<name>`` for the timings, ``~/<name>`` for :data:`STATUS_VALUES`
+    (``~/rain_intensity``: Float64, 8-bit levels of derain residual per published set)."""
+    return f'~/{name}' if name in STATUS_VALUES else f'~/debug/{name}'

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -40,20 +40,25 @@ from ..modes import MODE_ROLES, MODE_STREAMS, MODES
 from .bytes_io import RGB_ORDER, from_u8, thermal_u16, to_u8
 from .frames import ImageFrame, check_frame, from_rgb_chw, to_rgb_chw
 from .geometry import FitPlan, fit, plan_fit, unfit
+from .rain_intensity import rain_intensity
 from .registration import ThermalRegistrar, blend_covered
 from .registration_spec import RegistrationSpec
 from .thermal import ThermalNormalizer
 from .timing import STAGES, LatencyWindow, StageTimings
 
 Allocator = Callable[[str, tuple, np.dtype], np.ndarray]
+# derained output -> the input it was derained from (its rain intensity is measured against it)
+DERAINED_SOURCES = {'derained_rgb': 'rgb', 'derained_left': 'left', 'derained_right': 'right'}
 
 
 @dataclass
 class PipelineResult:
-    """Output frames by name (``derained_rgb``, ``fused``, ``derained_left``, ...) and stage timings."""
+    """Output frames by name (``derained_rgb``, ``fused``, ``derained_left``, ...), stage timings, and the
+    rain intensity of each derained output (:mod:`.rain_intensity`, 8-bit levels)."""
 
     outputs: dict[str, ImageFrame]
     timings: StageTimings
+    rain_intensity: dict[str, float] = field(default_factory=dict)
 
 
 class _Clock:
@@ -189,6 +194,9 @@ class DerainPipeline:
                                                  timings))
         if stereo_side:
             results.update(self._stereo(frames, clock, timings))
+        rain = {output: rain_intensity(frames[source], results[output])
+                for output, source in DERAINED_SOURCES.items() if output in results and source in frames}
+        clock.mark('post')
         timings.preprocess_ms = clock.spent['pre']
         timings.postprocess_ms = clock.spent['post']
         timings.inference_ms = sum(timings.inference_by_role.values())
@@ -196,7 +204,7 @@ class DerainPipeline:
         timings.total_ms = clock.total_ms()
         for stage, value in timings.as_dict().items():
             self.windows[stage].add(value)
-        return PipelineResult(results, timings)
+        return PipelineResult(results, timings, rain)
 
     def _run(self, role: str, feed: dict[str, np.ndarray], output_streams: tuple[str, ...],
              clock: _Clock, timings: StageTimings) -> list[np.ndarray]:

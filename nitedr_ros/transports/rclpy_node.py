@@ -75,7 +75,7 @@ from nitedr_ros.core.parameters import (
     descriptor_fields,
     from_ros_value,
 )
-from nitedr_ros.core.topics import DEBUG_VALUES, DIAGNOSTICS_TOPIC, debug_topic
+from nitedr_ros.core.topics import DEBUG_VALUES, DIAGNOSTICS_TOPIC, STATUS_VALUES, debug_topic
 from nitedr_ros.errors import NitedrError
 
 _RELIABILITY = {
@@ -244,7 +244,7 @@ class NitedrNode(Node):
             for output, topic in self.core.output_camera_info_topics().items():
                 self._sink.camera_infos[output] = self._publisher(CameraInfo, topic, *qos)
         self._sink.diagnostics = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 1)
-        for name in DEBUG_VALUES:
+        for name in (*DEBUG_VALUES, *STATUS_VALUES):
             self._sink.debug[name] = self.create_publisher(Float64, debug_topic(name), 1)
 
     def _create_subscriptions(self, values: dict[str, Any]) -> None:

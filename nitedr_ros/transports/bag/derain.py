@@ -36,7 +36,7 @@ from ...core.clock import ManualClock
 from ...core.diagnostics import DROP_REASONS
 from ...core.node_core import NodeCore
 from ...core.parameters import DEFAULT_NODE_NAME, apply_choices, load_parameter_file, validate
-from ...core.topics import DEBUG_VALUES, OUTPUT_CAMERA_INFO_TOPICS, OUTPUT_TOPICS, debug_topic
+from ...core.topics import DEBUG_VALUES, OUTPUT_CAMERA_INFO_TOPICS, OUTPUT_TOPICS, STATUS_VALUES, debug_topic
 from ...errors import ConfigError
 from ...modes import MODE_OUTPUTS, OUTPUT_SOURCE
 from ...paths import config_dir
@@ -243,6 +243,7 @@ def derain_bag(options: BagDerainOptions,
                            if OUTPUT_SOURCE[o] in info_of_topic.values()}
         debug_topics = ({name: names.resolve(debug_topic(name)) for name in DEBUG_VALUES}
                         if params['debug.publish_timing'] else {})
+        debug_topics.update({name: names.resolve(debug_topic(name)) for name in STATUS_VALUES})
         clashes = sorted(({*out_topics.values(), *out_info_topics.values(), '/diagnostics',
                            *debug_topics.values()}) & {'/' + t.lstrip('/') for t in all_topics})
         if clashes:

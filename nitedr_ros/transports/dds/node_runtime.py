@@ -24,7 +24,7 @@ from typing import Any
 from ...core.clock import SystemClock, stamp_to_ns
 from ...core.node_core import NodeCore
 from ...core.parameters import DEFAULT_NODE_NAME
-from ...core.topics import DEBUG_VALUES, DIAGNOSTICS_TOPIC, debug_topic
+from ...core.topics import DEBUG_VALUES, DIAGNOSTICS_TOPIC, STATUS_VALUES, debug_topic
 from ..bag.ros2_messages import CAMERA_INFO, DIAGNOSTIC_ARRAY, FLOAT64, IMAGE, Ros2Messages
 from .participant import CLOCK, RELIABLE, DdsNode, QosProfile, RosPublisher
 
@@ -144,7 +144,7 @@ class DdsNodeRuntime:
                 self._info_publishers[output] = node.create_publisher(name, CAMERA_INFO,
                                                                       self._qos(name, 'publisher'))
         self._diagnostics = node.create_publisher(DIAGNOSTICS_TOPIC, DIAGNOSTIC_ARRAY, RELIABLE)
-        for name in DEBUG_VALUES:
+        for name in (*DEBUG_VALUES, *STATUS_VALUES):
             self._debug_publishers[name] = node.create_publisher(debug_topic(name), FLOAT64, RELIABLE)
         core.start()  # builds the pipeline in the worker thread; raises its errors here
         if self.use_sim_time is not False:
