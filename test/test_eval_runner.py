@@ -38,14 +38,17 @@ def test_eval_writes_tables_and_grids(tmp_path):
                                 fusion_model=str(_checkpoint(tmp_path, 'fusionnet'))))
     assert summary['count'] == 3 and summary['model']['backend'] == 'torch-cpu'
     mean = summary['mean']
-    assert set(mean) == {'input', 'derained', 'fusion'}
-    assert set(mean['fusion']) == set(metrics.FUSION_METRICS)
+    assert set(mean) == {'input', 'derained', 'fusion', 'baseline_visible', 'baseline_average'}
+    assert mean['baseline_visible']['colour_error'] == 0.0  # the visible image has its own colour
+    assert set(mean['fusion']) == {*metrics.FUSION_METRICS, 'colour_error'}
     # the rainy-input row is the metric of the files themselves
     images = open_dataset(data).load(0)
     expected = metrics.derain_metrics(images['rainy'], images['clean'])['psnr_y']
     assert summary['samples'][0]['input']['psnr_y'] == pytest.approx(expected)
     report = (tmp_path / 'eval/metrics.md').read_text()
-    for text in ('PSNR-Y', 'rainy input', 'derained', 'Qabf', 'FMI_pixel', 'PSNR-Y gain', '| 002 |'):
+    for text in ('PSNR-Y', 'rainy input', 'derained', 'Qabf', 'FMI_pixel', 'PSNR-Y gain', '| 002 |',
+                 'baseline: visible unchanged', 'baseline: average of visible and IR',
+                 'Above both baselines'):
         assert text in report
     saved = json.loads((tmp_path / 'eval/metrics.json').read_text())
     assert saved['mean']['derained']['psnr_y'] == pytest.approx(mean['derained']['psnr_y'])
@@ -199,3 +202,32 @@ def test_reports_record_no_paths_of_this_machine(tmp_path, monkeypatch):
     saved = (tmp_path / 'eval/metrics.json').read_text()
     assert '- data: `$NITEDR_DATA/roadscene-rain`' in report
     assert str(tmp_path) not in report and str(tmp_path) not in saved
+
+
+def test_eval_runs_on_a_plain_folder_of_real_photos_and_saves_the_outputs(tmp_path):
+    photos = tmp_path / 'photos'
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ('street', 'tunnel'):
+        cv2.imwrite(str(photos / f'{name}.jpg'), rng.integers(0, 255, (40, 56, 3), dtype=np.uint8))
+    summary = evaluate(_options(_checkpoint(tmp_path, 'cleannet'), photos, tmp_path / 'eval',
+                                save_outputs=True))
+    assert summary['layout'] == 'images' and summary['count'] == 2 and summary['mean'] == {}
+    assert sorted(p.name for p in (tmp_path / 'eval' / 'outputs').iterdir()) == [
+        'street_derained.png', 'tunnel_derained.png']
+    assert (tmp_path / 'eval' / 'grids' / 'street.png').is_file()
+
+
+def test_the_chain_runs_on_rain_free_visible_infrared_pairs(tmp_path):
+    data = tmp_path / 'msrs'
+    for folder in ('vi', 'ir'):
+        (data / folder).mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for name in ('00001N', '00002N'):
+        cv2.imwrite(str(data / 'vi' / f'{name}.png'), rng.integers(0, 255, (32, 48, 3), dtype=np.uint8))
+        cv2.imwrite(str(data / 'ir' / f'{name}.png'), rng.integers(0, 255, (32, 48), dtype=np.uint8))
+    summary = evaluate(_options(_checkpoint(tmp_path, 'cleannet'), data, tmp_path / 'eval',
+                                fusion_model=str(_checkpoint(tmp_path, 'fusionnet'))))
+    mean = summary['mean']
+    assert {'clean_input', 'fusion', 'baseline_visible', 'baseline_average'} <= set(mean)
+    assert 'Rain-free input' in (tmp_path / 'eval' / 'metrics.md').read_text()

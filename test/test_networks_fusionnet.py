@@ -30,7 +30,8 @@ def test_paper_parameter_count_matches_published():
     print(f'FusionNet paper: fusion {fusion:,} + refinement {refine:,} = {fusion + refine:,}')
     assert fusion == 659_217
     assert refine == 837
-    assert count_params(model) == get_spec('fusionnet').published_params
+    assert model.refine_gate.numel() == 1  # the refinement gate: our one parameter beyond the paper's
+    assert count_params(model) == get_spec('fusionnet').published_params + 1
     assert count_params(fusionnet.build_calibration()) == 5_619
 
 
@@ -147,9 +148,41 @@ def test_cascade_with_calibration_and_gradients_reach_every_parameter():
     loss.backward()
     for name, param in [*model.named_parameters(), *calibration.named_parameters()]:
         assert param.grad is not None and torch.isfinite(param.grad).all(), name
+    # the residual head starts at zero (the fused image is the visible one): only its last layer learns on
+    # the first step, then every layer does
+    output = model.fusion.head[-1]
+    assert output.weight.grad.abs().sum() > 0
+    torch.optim.SGD(model.parameters(), lr=0.1).step()
+    model.zero_grad()
+    out = model.forward_train(visible, infrared)
+    (out['fused_y'] - infrared).square().mean().backward()
     assert all(p.grad.abs().sum() > 0 for p in model.fusion.parameters())
     with pytest.raises(ValueError):
         model.forward_train(visible, infrared, stages=2)
+
+
+def test_an_untrained_fusion_passes_the_visible_image_through():
+    model = fusionnet.build('realtime').eval()
+    visible, infrared = _inputs(2, 24, 32, seed=11)
+    with torch.no_grad():
+        fused = model(visible, infrared)
+    assert torch.allclose(fused, visible.clamp(0, 1), atol=1e-5)
+
+
+def test_the_fused_colour_is_the_visible_colour_whatever_the_luminance():
+    """The colour rule: fusion changes luminance only; the refinement gate can tint, and training holds it
+    with the chroma loss (measured on the shipped model by the evaluation's CbCr error)."""
+    torch.manual_seed(3)
+    model = fusionnet.build('realtime').eval()
+    for parameter in model.fusion.head[-1].parameters():
+        torch.nn.init.normal_(parameter, std=0.5)  # a trained-looking residual
+    visible, infrared = _inputs(1, 20, 20, seed=12)
+    with torch.no_grad():
+        fused = model(visible, infrared)
+    inside = ((fused > 0.02) & (fused < 0.98)).all(dim=1, keepdim=True).expand(-1, 2, -1, -1)
+    chroma_error = (color.rgb_to_ycbcr(fused)[:, 1:] - color.rgb_to_ycbcr(visible)[:, 1:]).abs()[inside]
+    assert inside.any() and chroma_error.max() < 1e-4
+    assert (color.rgb_to_luma(fused) - color.rgb_to_luma(visible)).abs().max() > 0.05
 
 
 def test_unknown_configuration_or_option_is_a_config_error():

@@ -18,7 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fusion.add_argument('--fusion-checkpoint', help='NiteDR stage 2 (fusionnet) checkpoint')
     fusion.add_argument('--fusion-onnx', help='NiteDR stage 2 (fusionnet) ONNX model')
     parser.add_argument('--network', choices=sorted(NETWORKS), help='expected network (checked)')
-    parser.add_argument('--data', required=True, help='dataset folder')
+    parser.add_argument('--data', required=True,
+                        help='dataset folder: a known layout, or a plain folder of rainy images (real '
+                             'photos: no ground truth, outputs only)')
     parser.add_argument('--layout', default='auto', help='dataset layout (default: detected)')
     parser.add_argument('--split', default='test', help='split folder inside datasets that have them')
     parser.add_argument('--split-file', help='recorded split (split.json of a run, or a split record)')
@@ -37,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--skip-fmi', action='store_true', help='skip the (slow) FMI metrics')
     parser.add_argument('--grid-height', type=int, default=240, help='panel height of the PNG grids')
     parser.add_argument('--no-grids', action='store_true', help='do not write PNG grids')
+    parser.add_argument('--save-outputs', action='store_true',
+                        help='also write the output images (outputs/<name>_derained.png, _fused.png, ...)')
     parser.add_argument('--unrounded-y', action='store_true',
                         help='PSNR/SSIM on fractional Y (BasicSR style) instead of MATLAB\'s rounded '
                              'rgb2ycbcr Y')
@@ -61,14 +65,18 @@ def run(args: argparse.Namespace) -> int:
         max_images=args.max_images, backend=args.backend, precision=args.precision, threads=args.threads,
         round_y=not args.unrounded_y, progress=not args.no_progress,
         fusion_metrics=not args.no_fusion_metrics, skip_fmi=args.skip_fmi, grid_height=args.grid_height,
-        grids=not args.no_grids, force=args.force)
+        grids=not args.no_grids, save_outputs=args.save_outputs, force=args.force)
     summary = evaluate(options)
     mean = summary['mean']
     if 'derained' in mean and 'input' in mean:
         print(f'{summary["count"]} samples: PSNR-Y {mean["input"]["psnr_y"]:.2f} dB (rainy) -> '
               f'{mean["derained"]["psnr_y"]:.2f} dB (derained); SSIM-Y {mean["input"]["ssim_y"]:.4f} -> '
               f'{mean["derained"]["ssim_y"]:.4f}')
-    if mean.get('fusion'):
-        print('fusion: ' + ', '.join(f'{k} {v:.4f}' for k, v in mean['fusion'].items()))
+    if 'clean_input' in mean:
+        print(f'rain-free input: derained vs clean PSNR-Y {mean["clean_input"]["psnr_y"]:.2f} dB')
+    for key, label in (('fusion', 'fusion'), ('baseline_visible', 'visible unchanged'),
+                       ('baseline_average', 'average of visible and IR')):
+        if mean.get(key):
+            print(f'{label}: ' + ', '.join(f'{k} {v:.4f}' for k, v in mean[key].items()))
     print(f'wrote {args.out}/metrics.md, metrics.json' + ('' if args.no_grids else ', grids/'))
     return 0

@@ -26,6 +26,8 @@ Layouts (``root`` may be the dataset folder or, where there are splits, the spli
   (also ``image_2``/``image_3`` and ``rain``/``norain``/``gt`` names).
 * ``vi_ir``: MSRS ``[split/]{vi,ir}`` and LLVIP ``{visible,infrared}/[split]`` (roles ``clean`` +
   ``infrared``; no rain: render it with :mod:`nitedr_ros.data.rain_renderer`).
+* ``images``: a plain folder of images with none of the above (real rainy photos, frames of a drive): role
+  ``rainy`` only, no ground truth (detected last).
 
 A missing folder, or a rainy file without its counterpart, raises :class:`DatasetError` naming the file.
 """
@@ -47,7 +49,7 @@ GREY_ROLES: frozenset[str] = frozenset({'infrared'})
 
 RAINY_DIR_NAMES = ('input', 'rainy', 'rain', 'rainy_image', 'data', 'inp')
 CLEAN_DIR_NAMES = ('target', 'norain', 'gt', 'clean', 'ground_truth', 'groundtruth', 'label')
-LAYOUTS: tuple[str, ...] = ('roadscene', 'paired', 'rain13k', 'gtav', 'stereo', 'vi_ir')
+LAYOUTS: tuple[str, ...] = ('roadscene', 'paired', 'rain13k', 'gtav', 'stereo', 'vi_ir', 'images')
 
 
 @dataclass(frozen=True)
@@ -315,6 +317,13 @@ def visible_infrared(root: str | os.PathLike[str], split: str | None = None) -> 
     return ImageSet('vi_ir', base, ('clean', 'infrared'), samples)
 
 
+def plain_images(root: str | os.PathLike[str]) -> ImageSet:
+    """A plain folder of rainy images (real photos, frames of a drive): no ground truth."""
+    base = Path(root)
+    files = _nonempty(list_images(base), base)
+    return ImageSet('images', base, ('rainy',), [Sample(f.stem, {'rainy': f}) for f in files])
+
+
 def _gtav_leaf(folder: Path) -> bool:
     """A GTAV-NightRain ``<split>`` folder: ``rainy`` and ``gt`` side by side (``rainy`` + ``norain`` is
     the paired layout)."""
@@ -342,8 +351,11 @@ def detect_layout(root: str | os.PathLike[str], split: str = 'train') -> str:
     for folder in (base, base / split):
         if _find_child(folder, vis_like) and _find_child(folder, ('ir', 'infrared')):
             return 'vi_ir'
-    if any(re.match(r'(?i)norain[-_]', p.stem) for p in list_images(base)):
+    images = list_images(base)
+    if any(re.match(r'(?i)norain[-_]', p.stem) for p in images):
         return 'rain13k'
+    if images:
+        return 'images'
     raise DatasetError(f'cannot tell the dataset layout of {base}; pass one of {", ".join(LAYOUTS)}')
 
 
@@ -362,4 +374,6 @@ def open_dataset(root: str | os.PathLike[str], layout: str = 'auto', split: str 
         return stereo_pairs(root)
     if name == 'vi_ir':
         return visible_infrared(root, split)
+    if name == 'images':
+        return plain_images(root)
     raise DatasetError(f'unknown dataset layout {layout!r}; choose auto or one of {", ".join(LAYOUTS)}')

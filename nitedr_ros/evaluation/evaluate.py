@@ -14,12 +14,19 @@ What is measured per sample:
   against the clean target (:func:`metrics.derain_metrics`);
 * fusion (a fusion model and an infrared image): the Table II metrics of the fused image against its two
   sources, the visible image the fusion received (the derained output, or the clean target when only a
-  fusion model is evaluated) and the infrared image (:func:`metrics.fusion_metrics`);
+  fusion model is evaluated) and the infrared image (:func:`metrics.fusion_metrics`), next to the same
+  metrics of the two baselines a fusion must beat: the visible image unchanged, and the plain average of the
+  visible and infrared images; and the colour error (mean |CbCr| difference of fused and visible, 8-bit);
+* rain-free visible/infrared pairs (``vi_ir``) through a derain + fusion chain: the clean visible image is
+  the derain input (the no-regression check: ``clean_input`` = derained vs clean), then the fusion;
+* a plain folder of rainy images (``images``, real photos): no metrics, only the outputs (grids, and the
+  images with ``save_outputs``);
 * stereo (``stereoirr``): derain metrics of both views; without stereo data, night-rain pairs are rendered
   from the clean images (seeded by the sample name) with :mod:`nitedr_ros.data.rain_renderer`.
 
-Written to ``out``: ``metrics.json`` (per sample and mean), ``metrics.md`` (tables) and
-``grids/<name>.png`` (rainy | derained | fused | IR | clean; stereo: both views).
+Written to ``out``: ``metrics.json`` (per sample and mean), ``metrics.md`` (tables),
+``grids/<name>.png`` (rainy | derained | fused | IR | clean; stereo: both views) and, with
+``save_outputs``, ``outputs/<name>_<derained|fused|left|right>.png``.
 """
 
 from __future__ import annotations
@@ -72,6 +79,7 @@ class EvalOptions:
     skip_fmi: bool = False
     grid_height: int = 240
     grids: bool = True
+    save_outputs: bool = False        # the output images themselves, next to the grids
     force: bool = False
 
 
@@ -231,6 +239,8 @@ def evaluate(options: EvalOptions) -> dict[str, Any]:
             samples.append(record)
             if options.grids:
                 write_grid(out / 'grids' / f'{_safe(name)}.png', panels, options.grid_height)
+            if options.save_outputs:
+                _save_outputs(out / 'outputs', name, panels)
         y_rule = 'rounded as MATLAB rgb2ycbcr' if options.round_y else 'not rounded'
         summary = {
             'network': network, 'model': _portable_model(main.describe()),
@@ -248,6 +258,16 @@ def evaluate(options: EvalOptions) -> dict[str, Any]:
     write_text_atomic(out / 'metrics.json', json.dumps(summary, indent=1, default=_json_default) + '\n')
     write_text_atomic(out / 'metrics.md', markdown_report(summary))
     return summary
+
+
+# grid panels that are outputs of the models (saved with save_outputs)
+OUTPUT_PANELS = ('derained', 'fused', 'left derained', 'right derained')
+
+
+def _save_outputs(folder: Path, name: str, panels: Sequence[tuple[str, np.ndarray | None]]) -> None:
+    for label, image in panels:
+        if image is not None and label in OUTPUT_PANELS:
+            write_rgb(folder / f'{_safe(name)}_{label.replace(" ", "_")}.png', to_uint8(image))
 
 
 def _progress(items: range, enabled: bool, description: str) -> Any:
@@ -280,24 +300,56 @@ def _fusion_scores(visible: np.ndarray, infrared: np.ndarray, fused: np.ndarray,
                             skip=FMI_NAMES if options.skip_fmi else ())
 
 
+FUSION_BASELINES = ('baseline_visible', 'baseline_average')
+
+
+def colour_error(visible: np.ndarray, fused: np.ndarray) -> float:
+    """Mean |CbCr(fused) - CbCr(visible)| in 8-bit levels (full-range BT.601): 0 = the visible colour kept."""
+    def chroma(image: np.ndarray) -> np.ndarray:
+        rgb = to_uint8(image).astype(np.float32)
+        r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+        return np.stack([-0.168736 * r - 0.331264 * g + 0.5 * b, 0.5 * r - 0.418688 * g - 0.081312 * b])
+    return float(np.abs(chroma(fused) - chroma(visible)).mean())
+
+
+def _fusion_records(visible: np.ndarray, infrared: np.ndarray, fused: np.ndarray,
+                    options: EvalOptions) -> dict[str, Any]:
+    """The fusion's metrics and the two baselines' (visible unchanged; average of visible and IR), and the
+    colour error of each."""
+    grey = infrared if infrared.ndim == 3 else np.repeat(infrared[..., None], 3, axis=2)
+    average = 0.5 * visible + 0.5 * grey[..., :3]
+    records = {}
+    for name, image in (('fusion', fused), ('baseline_visible', visible), ('baseline_average', average)):
+        scores = _fusion_scores(visible, infrared, image, options)
+        if scores:
+            scores['colour_error'] = colour_error(visible, image)
+            records[name] = scores
+    return records
+
+
 def _derain_sample(main: ModelRunner, fusion: ModelRunner | None, data: ImageSet, index: int,
                    options: EvalOptions) -> tuple[dict[str, Any], list[tuple[str, np.ndarray | None]]]:
     roles = [r for r in ('rainy', 'clean', 'infrared') if r in data.samples[index].files]
-    if 'rainy' not in roles:
-        raise DatasetError(f'{data.root} ({data.layout}) has no rainy images to derain')
+    if 'rainy' not in roles and 'clean' not in roles:
+        raise DatasetError(f'{data.root} ({data.layout}) has no images to derain')
     images = data.load(index, roles)
-    rainy = _float(images['rainy'])
-    derained = main(image=rainy)['derained']
     record: dict[str, Any] = {}
     clean = images.get('clean')
-    if clean is not None:
-        record['input'] = M.derain_metrics(images['rainy'], clean, options.round_y)
-        record['derained'] = M.derain_metrics(to_uint8(derained), clean, options.round_y)
+    if 'rainy' in images:
+        rainy = _float(images['rainy'])
+        derained = main(image=rainy)['derained']
+        if clean is not None:
+            record['input'] = M.derain_metrics(images['rainy'], clean, options.round_y)
+            record['derained'] = M.derain_metrics(to_uint8(derained), clean, options.round_y)
+    else:  # rain-free pairs: the clean image goes through the chain (what it must not spoil)
+        rainy = _float(clean)
+        derained = main(image=rainy)['derained']
+        record['clean_input'] = M.derain_metrics(to_uint8(derained), clean, options.round_y)
     fused = None
     infrared = images.get('infrared')
     if fusion is not None and infrared is not None:
         fused = fusion(visible=derained, infrared=_float(infrared))['fused']
-        record['fusion'] = _fusion_scores(derained, _float(infrared), fused, options)
+        record.update(_fusion_records(derained, _float(infrared), fused, options))
     panels = [('rainy', rainy), ('derained', derained), ('fused', fused),
               ('IR', None if infrared is None else _float(infrared)),
               ('clean', None if clean is None else _float(clean))]
@@ -309,7 +361,7 @@ def _fusion_only_sample(main: ModelRunner, data: ImageSet, index: int,
     images = data.load(index, ('clean', 'infrared'))
     visible, infrared = _float(images['clean']), _float(images['infrared'])
     fused = main(visible=visible, infrared=infrared)['fused']
-    record = {'fusion': _fusion_scores(visible, infrared, fused, options)}
+    record = _fusion_records(visible, infrared, fused, options)
     return record, [('visible', visible), ('fused', fused), ('IR', infrared)]
 
 
@@ -405,11 +457,23 @@ def markdown_report(summary: dict[str, Any]) -> str:
             gain = mean['derained']['psnr_y'] - mean['input']['psnr_y']
             lines += ['', f'PSNR-Y gain over the rainy input: {gain:+.2f} dB']
         lines.append('')
+    if 'clean_input' in mean:
+        values = mean['clean_input']
+        lines += ['## Rain-free input (no regression: derained vs the clean image itself)', '',
+                  '| PSNR-Y | SSIM-Y | PSNR-RGB | SSIM-RGB |', '|---|---|---|---|',
+                  '| ' + ' | '.join(_fmt(values.get(k)) for k in DERAIN_KEYS) + ' |', '']
     if mean.get('fusion'):
-        keys = [k for k in M.FUSION_METRICS if k in mean['fusion']]
-        lines += ['## Fusion (mean; NiteDR Table II columns, then EN, SD, SF)', '',
-                  '| ' + ' | '.join(keys) + ' |', '|' + '---|' * len(keys),
-                  '| ' + ' | '.join(_fmt(mean['fusion'][k]) for k in keys) + ' |', '']
+        keys = [k for k in (*M.FUSION_METRICS, 'colour_error') if k in mean['fusion']]
+        rows = [('fused', 'fusion'), ('baseline: visible unchanged', 'baseline_visible'),
+                ('baseline: average of visible and IR', 'baseline_average')]
+        lines += ['## Fusion and its baselines (mean; NiteDR Table II columns, EN, SD, SF, colour error)',
+                  '', '| | ' + ' | '.join(keys) + ' |', '|---|' + '---|' * len(keys)]
+        for label, key in rows:
+            if key in mean:
+                lines.append(f'| {label} | ' + ' | '.join(_fmt(mean[key].get(k)) for k in keys) + ' |')
+        beats = [k for k in ('Qabf', 'VIF') if k in mean['fusion'] and all(
+            mean['fusion'][k] > mean[b].get(k, math.inf) for b in FUSION_BASELINES if b in mean)]
+        lines += ['', f'Above both baselines on: {", ".join(beats) or "none of Qabf, VIF"}.', '']
     lines += ['## Per sample', '']
     header = ['name']
     if 'derained' in mean:

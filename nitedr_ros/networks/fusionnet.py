@@ -3,13 +3,20 @@
 Inference (``forward(visible, infrared) -> fused``, all [0, 1], full resolution, any H x W):
 
 1. ``visible`` (the derained RGB) -> full-range BT.601 YCbCr (:mod:`.color`); Y and the infrared frame are
-   mapped to [-1, 1] and fused by a DenseNet: conv -> dense layers -> conv head -> tanh -> fused Y in [0, 1].
-2. Fused Y + the visible chroma -> RGB with the exact inverse of the same conversion, clamped to [0, 1].
+   mapped to [-1, 1] and a DenseNet (conv -> dense layers -> conv head -> tanh) predicts a **luminance
+   residual**: fused Y = clamp(visible Y + 0.5 x residual, 0, 1). The head's last convolution starts at zero,
+   so an untrained network passes the visible image through unchanged (the first baseline a fusion must
+   beat), and training adds what the thermal frame has that the visible one lacks.
+2. Fused Y + the visible chroma -> RGB with the exact inverse of the same conversion, clamped to [0, 1]: the
+   colour (CbCr) is the derained image's, as in NiteDR.
 3. Refinement (test-time part of the self-calibrated illumination unit, :class:`IlluminationBalance`):
    input = fused RGB and the infrared frame as a grey YCbCr triple ``[IR, 0.5, 0.5]`` (6 channels; the
    published code fed the 3 YCrCb channels of a 3-channel IR image, ours has 1 channel, so its chroma is the
-   neutral value); illumination = clamp(sigmoid branch + fused RGB, 1e-4, 1); output = clamp(fused /
-   illumination, 0, 1).
+   neutral value); illumination = clamp(sigmoid branch + fused RGB, 1e-4, 1); SCI's output fused /
+   illumination, **gated**: output = fused + g (fused / illumination - fused), g = tanh(``refine_gate``),
+   starting at 0. Ungated, the division brightens a night image towards white (illumination ~ the image
+   itself), which is what the first shipped model did; the gate lets training use the refinement only as far
+   as it helps the fusion objective. The gate is our one parameter beyond the paper's.
 
 Training (:meth:`FusionNet.forward_train`) also returns the per-image information weights of the two sources
 from :class:`InformationMeasure`. The paper weights its intensity/gradient loss terms by an information
@@ -26,10 +33,10 @@ Configurations:
   3x3, LeakyReLU(0.2): 659,217 params; refinement 6 -> 6 -> 3 with one BatchNorm: 837 params.
   About 1.2 TFLOPs at 1280x720.
 * ``realtime``: stem 16, 3 dense layers of growth 8 (40 channels), a 1x1 reduction to 16 and a 3x3 output
-  conv (6,313 params); the refinement unit is unchanged (7,150 params in all). 13.1 GFLOPs at 1280x720
-  (1/93 of paper). Cut: dense depth 5 -> 3 layers, growth 44 -> 8, and the 3x3 head over 264/128/64
-  channels (60 % of the paper FLOPs) replaced by a 1x1 reduction; receptive field 21 -> 11 px. Everything
-  stays at full resolution, so ``multiple_of`` stays 1.
+  conv (6,313 params); the refinement unit is unchanged (7,151 params in all, with the gate). 13.1
+  GFLOPs at 1280x720 (1/93 of paper). Cut: dense depth 5 -> 3 layers, growth 44 -> 8, and the 3x3 head
+  over 264/128/64 channels (60 % of the paper FLOPs) replaced by a 1x1 reduction; receptive field
+  21 -> 11 px. Everything stays at full resolution, so ``multiple_of`` stays 1.
 """
 
 from __future__ import annotations
@@ -64,6 +71,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 ILLUMINATION_FLOOR = 1e-4
+RESIDUAL_SCALE = 0.5  # the largest change of the visible luminance the fusion can make
 
 
 class ConvLeaky(nn.Sequential):
@@ -90,7 +98,10 @@ class DenseFusion(nn.Module):
         for out_channels, kernel in zip(head_channels, head_kernels):
             head.append(ConvLeaky(channels, out_channels, kernel))
             channels = out_channels
-        head.append(nn.Conv2d(channels, 1, 3, padding=1))
+        output = nn.Conv2d(channels, 1, 3, padding=1)
+        nn.init.zeros_(output.weight)  # residual 0 at the start: the fused image is the visible one
+        nn.init.zeros_(output.bias)
+        head.append(output)
         self.head = nn.Sequential(*head)
 
     def forward(self, visible_y: torch.Tensor, infrared_y: torch.Tensor) -> torch.Tensor:
@@ -203,6 +214,7 @@ class FusionNet(nn.Module):
         super().__init__()
         self.fusion = DenseFusion(stem_channels, growth, dense_layers, head_channels, head_kernels)
         self.refine = IlluminationBalance(6, refine_layers)
+        self.refine_gate = nn.Parameter(torch.zeros(1))  # g = tanh(gate): 0 = no refinement
         self.information = InformationMeasure(info_scales, info_temperature)
 
     def fuse(self, visible: torch.Tensor, infrared: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -210,7 +222,8 @@ class FusionNet(nn.Module):
         (clamped to [0, 1])."""
         ycbcr = rgb_to_ycbcr(visible)
         visible_y = ycbcr[:, :1]
-        fused_y = (self.fusion(visible_y * 2.0 - 1.0, infrared * 2.0 - 1.0) + 1.0) * 0.5
+        residual = self.fusion(visible_y * 2.0 - 1.0, infrared * 2.0 - 1.0)
+        fused_y = torch.clamp(visible_y + RESIDUAL_SCALE * residual, 0.0, 1.0)
         fused = torch.clamp(ycbcr_to_rgb(torch.cat([fused_y, ycbcr[:, 1:]], dim=1)), 0.0, 1.0)
         return {'visible_y': visible_y, 'fused_y': fused_y, 'fused': fused}
 
@@ -220,10 +233,15 @@ class FusionNet(nn.Module):
         neutral = torch.full_like(infrared, CHROMA_NEUTRAL)
         return torch.cat([infrared, neutral, neutral], dim=1)
 
+    def refined(self, fused: torch.Tensor, illumination: torch.Tensor) -> torch.Tensor:
+        """The gated SCI output: ``fused + g (fused / illumination - fused)``, clamped to [0, 1]."""
+        gate = torch.tanh(self.refine_gate)
+        return torch.clamp(fused + gate * (fused / illumination - fused), 0.0, 1.0)
+
     def forward(self, visible: torch.Tensor, infrared: torch.Tensor) -> torch.Tensor:
         fused = self.fuse(visible, infrared)['fused']
         illumination = self.refine(torch.cat([fused, self.infrared_triple(infrared)], dim=1))
-        return torch.clamp(fused / illumination, 0.0, 1.0)
+        return self.refined(fused, illumination)
 
     def forward_train(self, visible: torch.Tensor, infrared: torch.Tensor, stages: int = 1,
                       calibration: SelfCalibration | None = None) -> dict[str, Any]:
@@ -249,7 +267,7 @@ class FusionNet(nn.Module):
         stage_inputs, illuminations, reflectances = [], [], []
         for stage in range(stages):
             illumination = self.refine(torch.cat([stage_input, ir_triple], dim=1))
-            reflectance = torch.clamp(fused / illumination, 0.0, 1.0)
+            reflectance = self.refined(fused, illumination)
             stage_inputs.append(stage_input)
             illuminations.append(illumination)
             reflectances.append(reflectance)
