@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,9 +19,10 @@ if str(ROOT) not in sys.path:
 
 from nitedr_ros.fileio import write_text_atomic  # noqa: E402
 from nitedr_ros.interrupts import terminate_as_interrupt  # noqa: E402
+from nitedr_ros.paths import benchmark_scratch_dir  # noqa: E402
 
 RESULTS = ROOT / 'benchmarks' / 'results'
-SCRATCH = Path(tempfile.gettempdir()) / 'nitedr-benchmarks'
+SCRATCH = benchmark_scratch_dir()
 # prefix of the temporary folders benchmarks work in (stale ones of killed runs are removed)
 TEMP_PREFIX = 'nitedr-bench-'
 

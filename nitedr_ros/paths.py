@@ -96,6 +96,14 @@ def shared_data_dir() -> Path | None:
     return None
 
 
+def benchmark_scratch_dir() -> Path:
+    """Where benchmark results go unless a user asks for another folder (never the committed
+    ``benchmarks/results``, so a quick run cannot overwrite the reference numbers)."""
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / 'nitedr-benchmarks'
+
+
 def portable_path(path: str | os.PathLike[str]) -> str:
     """A path as reports should record it, without this machine's layout: ``$NITEDR_DATA/...`` inside the
     shared data, relative inside the checkout, a relative path as given, else the file name only."""

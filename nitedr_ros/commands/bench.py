@@ -43,7 +43,7 @@ from ..fileio import write_text_atomic
 from ..machine import machine_info
 from ..modelspec import CONFIGS, NETWORKS
 from ..modes import DEFAULT_NETWORKS, MODE_ROLES, MODE_STREAMS, MODES, ROLE_MODE
-from ..paths import ensure_writable_output
+from ..paths import benchmark_scratch_dir, ensure_writable_output
 from ..pipeline.derain import DerainPipeline
 from ..pipeline.frames import ImageFrame
 from ..pipeline.timing import STAGES, StageTimings, percentile_summary
@@ -92,8 +92,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--warmup', type=int, default=2, help='untimed warm-up frames (2)')
     parser.add_argument('--compare', choices=['torch'], help='also run torch eager on the same weights')
     parser.add_argument('--json', action='store_true', help='print one JSON object instead of a table')
-    parser.add_argument('--output-dir', default='benchmarks/results',
-                        help="where the JSON and histogram PNG go ('' = write nothing)")
+    parser.add_argument('--output-dir', default=str(benchmark_scratch_dir()),
+                        help="where the JSON and histogram PNG go ('' = write nothing; default: a scratch "
+                             'folder, never the committed benchmarks/results unless given)')
     parser.add_argument('--name', default='',
                         help='result file stem (runtime_<network or mode>_<cfg>_<backend>_<HxW>)')
     parser.add_argument('--model', action='append', default=[], metavar='[ROLE=]PATH',
