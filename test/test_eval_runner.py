@@ -231,3 +231,25 @@ def test_the_chain_runs_on_rain_free_visible_infrared_pairs(tmp_path):
     mean = summary['mean']
     assert {'clean_input', 'fusion', 'baseline_visible', 'baseline_average'} <= set(mean)
     assert 'Rain-free input' in (tmp_path / 'eval' / 'metrics.md').read_text()
+
+
+@pytest.mark.slow
+def test_publish_ships_the_uint8_variants_and_the_weights_without_the_float_files(tmp_path):
+    from nitedr_ros.engines import open_engine
+    from nitedr_ros.engines.options import EngineOptions
+    from nitedr_ros.training.publish import publish_checkpoint
+
+    published = publish_checkpoint(_checkpoint(tmp_path, 'mspfn'), tmp_path / 'models', u8=True, weights=True,
+                                   keep_float=False)
+    names = sorted(p.name for p in (tmp_path / 'models').iterdir())
+    assert names == ['mspfn_realtime.md', 'mspfn_realtime.pt', 'mspfn_realtime.u8.fp16.onnx',
+                     'mspfn_realtime.u8.onnx']
+    card = published.card.read_text()
+    assert 'mspfn_realtime.u8.onnx' in card and 'mspfn_realtime.pt' in card and 'uint8-I/O variants' in card
+    # the node opens the name of the float model and gets the uint8 variant; torch runs the weights
+    engine = open_engine(str(tmp_path / 'models' / 'mspfn_realtime.onnx'), EngineOptions('onnxruntime-cpu'))
+    assert engine.io == 'uint8'
+    engine.close()
+    torch_engine = open_engine(str(tmp_path / 'models' / 'mspfn_realtime.onnx'), EngineOptions('torch-cpu'))
+    assert torch_engine.backend == 'torch-cpu'
+    torch_engine.close()

@@ -36,8 +36,8 @@ RECIPES: dict[str, dict[str, Any]] = {
     # NiteDR stage 2: Adam 1e-4 (fusion) with the refinement's SCI terms, 3 cascaded stages, grad clip 5.
     'fusionnet': dict(optimizer='adam', lr=1e-4, weight_decay=0.0, eta_min=1e-6, grad_clip=5.0, stages=3,
                       ssim_weight=1.0, intensity_weight=20.0, gradient_weight=2.0, fidelity_weight=1.5,
-                      smooth_weight=1.0, refined_weight=1.0, chroma_weight=5.0, synthetic=0.0,
-                      identity_init=0),
+                      smooth_weight=1.0, refined_weight=1.0, chroma_weight=5.0, visible_weight=0.0,
+                      synthetic=0.0, identity_init=0),
     # StereoIRR (no published recipe): Adam 5e-4, per-view Charbonnier + 0.1 (1 - SSIM), consistency 0.05.
     'stereoirr': dict(optimizer='adam', lr=5e-4, weight_decay=0.0, eta_min=1e-6, grad_clip=0.0,
                       ssim_weight=0.1, consistency_weight=0.05, synthetic=1.0,
@@ -251,6 +251,12 @@ class FusionObjective(Objective):
                                 for i, x in zip(out['illuminations'], out['stage_inputs'])]).sum()
         smooth = torch.stack([losses.illumination_smoothness(i, x)
                               for i, x in zip(out['illuminations'], out['stage_inputs'])]).sum()
+        if s['visible_weight']:
+            # hold the fused luminance near the visible one (brightness, colour, what the visible camera saw)
+            # while the gradient term adds the thermal frame's edges: night fusion that neither washes out
+            # nor drops the street lights
+            held = losses.pixel_loss('mse', out['fused_y'], out['visible_y'])
+            terms['fusion_visible'] = s['visible_weight'] * held
         terms['refine_fidelity'] = s['fidelity_weight'] * fidelity
         terms['refine_smooth'] = s['smooth_weight'] * smooth
         if s['refined_weight']:

@@ -1,10 +1,16 @@
-"""Checkpoint -> ONNX (fp32 + fp16) in ``models/`` with a model card, evaluated through ONNX Runtime.
+"""Checkpoint -> ONNX (fp32 + fp16, uint8 I/O fp32 + fp16) and the weights in ``models/`` with a model card,
+evaluated through ONNX Runtime.
 
 ``publish_checkpoint`` exports with :func:`nitedr_ros.export.onnx_export.export_network` (parity checked),
 then evaluates the exported file on the run's validation split (when one is known) with
 :func:`nitedr_ros.evaluation.evaluate.evaluate`, and writes ``<network>_<config>.md`` next to it: training
 data, steps, batch, patch, seed, recipe, hardware and time from the checkpoint's metadata, export facts,
-and the evaluation tables (backend and precision named). A fusionnet is evaluated as the deployed NiteDR
+and the evaluation tables (backend and precision named). ``u8``: also the uint8-I/O variants
+(``<stem>.u8.onnx``, ``.u8.fp16.onnx``: what the node runs); ``weights``: ``<stem>.pt`` (the torch backend
+runs the shipped model from it); ``keep_float``: False drops the float ONNX files afterwards (``nitedr export
+--checkpoint <stem>.pt`` rebuilds them; the 20 MiB cap on ``models/``). ``generalisation_data``: a shared
+data folder, whose validation beyond the training rain (:mod:`nitedr_ros.evaluation.generalisation`) goes in
+the card too. A fusionnet is evaluated as the deployed NiteDR
 chain, behind a CleanNet ONNX model (``derain_model``), which is therefore required with ``eval_data``:
 fusing the clean target instead would report a pipeline that is never deployed.
 """
@@ -29,6 +35,8 @@ class PublishResult:
     fp16: Path | None
     card: Path
     evaluation: dict[str, Any] | None
+    files: list[Path] | None = None
+    generalisation: dict[str, Any] | None = None
 
 
 def _sha256(path: Path) -> str:
@@ -54,7 +62,8 @@ def publish_checkpoint(checkpoint: str | os.PathLike[str], models_dir: str | os.
                        eval_out: str | os.PathLike[str] | None = None, derain_model: str | None = None,
                        force: bool = False, fp16: bool = True, opset: int = 19,
                        skip_fmi: bool = False, notes: str = '',
-                       eval_precision: str = 'fp32') -> PublishResult:
+                       eval_precision: str = 'fp32', u8: bool = False, weights: bool = False,
+                       keep_float: bool = True, generalisation_data: str | None = None) -> PublishResult:
     """Export a training checkpoint into ``models_dir`` with a model card (see the module docstring).
 
     ``eval_data`` + ``split_file``: evaluate the exported ONNX file on the validation part of that data
@@ -93,10 +102,41 @@ def publish_checkpoint(checkpoint: str | os.PathLike[str], models_dir: str | os.
             model=main, fusion_model=fusion, data=eval_data, split='train', split_file=split_file,
             part='val', out=str(eval_out or out_dir / f'{network}_{config}_eval'), force=True,
             skip_fmi=skip_fmi, backend='onnxruntime-cpu', precision=eval_precision))
+    files = [result.path] + ([result.fp16_path] if result.fp16_path else [])
+    if u8:
+        from ..export.u8_export import export_u8
+
+        variant = export_u8(model, network, result.path, fp16=fp16, force=force, opset=opset)
+        files += [variant.path] + ([variant.fp16_path] if variant.fp16_path else [])
+        fp16_levels = '' if variant.fp16_max_levels is None else f', fp16 within {variant.fp16_max_levels}'
+        notes = (f'uint8-I/O variants: parity with the host path within {variant.parity_max_levels} level(s)'
+                 f'{fp16_levels}; every op in the TensorRT parser set: {variant.ops_ok}.'
+                 + (f'\n\n{notes}' if notes else ''))
+    if weights:
+        from ..networks.checkpoint import save_checkpoint
+
+        weights_path = onnx_path.with_name(f'{onnx_path.name.split(".", 1)[0]}.pt')
+        if weights_path.exists() and not force:
+            raise OutputExistsError(weights_path)
+        kept = {key: meta[key] for key in ('steps', 'seed', 'data') if key in meta}
+        overrides = payload.get('overrides')
+        files.append(save_checkpoint(weights_path, model, network, config, overrides, meta=kept))
+    generalisation = None
+    if generalisation_data and spec.role == 'derain':
+        from ..evaluation.generalisation import evaluate_generalisation, generalisation_markdown
+
+        generalisation = evaluate_generalisation(str(files[2] if u8 else result.path), generalisation_data)
+        notes = generalisation_markdown(generalisation, '### Beyond the training rain') + (
+            f'\n{notes}' if notes else '')
     n_params = sum(p.numel() for p in model.parameters())
-    card = model_card(network, config, spec.title, n_params, meta, result, evaluation, notes)
+    if not keep_float:
+        for path in (result.path, result.fp16_path):
+            if path is not None and path.exists():
+                path.unlink()
+        files = [f for f in files if f.exists()]
+    card = model_card(network, config, spec.title, n_params, meta, result, evaluation, notes, files=files)
     write_text_atomic(card_path, card)
-    return PublishResult(result.path, result.fp16_path, card_path, evaluation)
+    return PublishResult(result.path, result.fp16_path, card_path, evaluation, files, generalisation)
 
 
 def require_derain_model(network: str, eval_data: str | None, derain_model: str | None) -> None:
@@ -126,12 +166,13 @@ def _hardware(machine: dict[str, Any]) -> str:
             f'torch {torch_version}{gpu_text})')
 
 def model_card(network: str, config: str, title: str, n_params: int, meta: dict[str, Any], export: Any,
-               evaluation: dict[str, Any] | None, notes: str = '') -> str:
+               evaluation: dict[str, Any] | None, notes: str = '', files: list[Path] | None = None) -> str:
     """Markdown model card from checkpoint metadata, export result and evaluation summary."""
     machine = _meta_json(meta, 'machine') or {}
     recipe = _meta_json(meta, 'recipe') or {}
     val_names = _meta_json(meta, 'val_names') or {}
-    files = [export.path] + ([export.fp16_path] if export.fp16_path else [])
+    if files is None:
+        files = [export.path] + ([export.fp16_path] if export.fp16_path else [])
     lines = [f'# {network}_{config}: {title}', '',
              f'Configuration `{config}`, {n_params:,} parameters. Input/output tensors as in '
              '`nitedr_ros/modelspec.py` (float32 NCHW in [0, 1]).', '', '## Files', '']
