@@ -31,8 +31,8 @@ setup(
         ('share/' + package_name, ['package.xml']),
         ('share/' + package_name + '/launch', glob('launch/*.launch.py')),
         ('share/' + package_name + '/config', glob('config/*.yaml')),
-        ('share/' + package_name + '/models', glob('models/*.onnx') + glob('models/*.md')
-         + glob('models/*.json')),
+        ('share/' + package_name + '/models', glob('models/*.onnx') + glob('models/*.pt')
+         + glob('models/*.md') + glob('models/*.json')),
     ],
     python_requires='>=3.10',
     install_requires=['setuptools', 'numpy>=1.24', 'pyyaml>=6', 'tqdm>=4.60'],

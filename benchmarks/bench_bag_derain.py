@@ -25,6 +25,7 @@ from pathlib import Path
 
 from bench_output import TEMP_PREFIX, add_output_arguments, output_dir, write_result
 
+from nitedr_ros.engines.variants import existing_variants
 from nitedr_ros.fileio import scratch_folder
 from nitedr_ros.machine import machine_info
 
@@ -70,7 +71,7 @@ def main() -> int:
         cases.append(run_case('tool', bag, folder / 'out_tool', tiny, args.threads))
         shipped = {'derain': models_dir() / 'cleannet_realtime.onnx',
                    'fusion': models_dir() / 'fusionnet_realtime.onnx'}
-        if all(path.is_file() for path in shipped.values()):
+        if all(existing_variants(path) for path in shipped.values()):
             cases.append(run_case('shipped', bag, folder / 'out_shipped',
                                   {role: str(path) for role, path in shipped.items()}, args.threads))
         else:

@@ -4,6 +4,8 @@
 Two pipelines on the same shipped weights (``models/cleannet_realtime`` + ``fusionnet_realtime``): one opens
 the float variants (``<stem>.onnx``: the host converts uint8 HWC -> float32 NCHW, pads, and back), one the
 uint8 I/O variants (``<stem>.u8.onnx``: cast/normalise/transpose/pad inside the graph, only bytes in and out).
+``models/`` ships only the uint8 variants and the weights: the float variants are exported from the weights
+(``nitedr export --checkpoint models/<stem>.pt``) into a temporary folder first.
 Frames alternate between the two, so both see the same machine load. Per variant: pre-processing,
 inference, post-processing and the whole ``process`` call (p50, p90), and the bytes handed to and taken from
 the engines per frame (RGB 1280x720 rgb8 + mono16 thermal).
@@ -17,10 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
-from bench_output import add_output_arguments, output_dir, write_result
+from bench_output import TEMP_PREFIX, add_output_arguments, output_dir, write_result
 
 from nitedr_ros.machine import machine_info
 
@@ -45,14 +49,34 @@ class ByteCounter:
         return outputs
 
 
-def build(io: str, threads: int):
+MODELS = (('derain', 'cleannet_realtime'), ('fusion', 'fusionnet_realtime'))
+
+
+def float_models(folder: Path) -> dict[str, str]:
+    """Each shipped model's float-I/O variant: from models/ where shipped, else exported from the weights."""
+    from nitedr_ros.engines.variants import existing_variants
+    from nitedr_ros.paths import models_dir
+
+    paths = {}
+    for role, stem in MODELS:
+        shipped = existing_variants(models_dir() / f'{stem}.onnx').get(('float', 'fp32'))
+        if shipped is None:
+            shipped = folder / f'{stem}.onnx'
+            print(f'exporting the float variant of {stem} from its weights', flush=True)
+            subprocess.run([sys.executable, '-m', 'nitedr_ros', 'export', '--checkpoint',
+                            str(models_dir() / f'{stem}.pt'), '--output', str(shipped), '--no-fp16'],
+                           check=True, stdout=subprocess.DEVNULL)
+        paths[role] = str(shipped)
+    return paths
+
+
+def build(io: str, threads: int, models: dict[str, str]):
     from nitedr_ros.engines.options import EngineOptions
     from nitedr_ros.engines.selection import open_engine
     from nitedr_ros.pipeline.derain import DerainPipeline
 
     options = EngineOptions('onnxruntime-cpu', threads=threads, io=io)
-    engines = {role: ByteCounter(open_engine(name, options)) for role, name in
-               (('derain', 'cleannet_realtime.onnx'), ('fusion', 'fusionnet_realtime.onnx'))}
+    engines = {role: ByteCounter(open_engine(name, options)) for role, name in models.items()}
     return DerainPipeline('nitedr', engines), engines
 
 
@@ -66,12 +90,22 @@ def main() -> int:
     add_output_arguments(parser)
     args = parser.parse_args()
     results_dir = output_dir(args)
+    from nitedr_ros.fileio import scratch_folder
+
+    with scratch_folder(TEMP_PREFIX) as folder:
+        return measure(args, results_dir, float_models(folder))
+
+
+def measure(args: argparse.Namespace, results_dir: Path, float_paths: dict[str, str]) -> int:
     from nitedr_ros.core.testing import pattern_image
     from nitedr_ros.pipeline.frames import ImageFrame
 
+
     frames = {'rgb': ImageFrame(pattern_image(args.height, args.width, 'rgb8', seed=1), 'rgb8'),
               'thermal': ImageFrame(pattern_image(args.height, args.width, 'mono16', seed=2), 'mono16')}
-    pipelines = {io: build(io, args.threads) for io in ('float', 'uint8')}
+    shipped = {role: f'{stem}.onnx' for role, stem in MODELS}
+    pipelines = {io: build(io, args.threads, float_paths if io == 'float' else shipped)
+                 for io in ('float', 'uint8')}
     samples: dict[str, dict[str, list[float]]] = {io: {s: [] for s in STAGES} for io in pipelines}
     for index in range(args.warmup + args.frames):
         for io, (pipeline, engines) in pipelines.items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -52,39 +52,41 @@ def test_intensity_rises_with_rain_density_and_stays_low_on_clean_night_images(s
 
     from nitedr_ros.data.corpus import clean_night_images
     from nitedr_ros.data.imageio import read_rgb
-    from nitedr_ros.data.rain_styles import LIGHT, STYLES, render_style
+    from nitedr_ros.data.rain_styles import render_style, streak_density_style
 
     images = []
     for _, path in clean_night_images(shared_data)[:4]:
         image = read_rgb(path)
-        images.append(cv2.resize(image, (320, round(image.shape[0] * 320 / image.shape[1])),
-                                 interpolation=cv2.INTER_AREA))
-    densities = (0.0, 0.5, 1.5, 4.0)  # streaks per 1000 px, thin night rain up to a downpour
+        scale = 480 / max(image.shape[:2])  # the calibration's size (streak length scales with the image)
+        images.append(cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA))
+    densities = (0.0, 1.0, 3.0, 8.0)  # streaks per 1000 px, thin night rain up to a downpour
     medians = []
     for density in densities:
         values = []
         for index, image in enumerate(images):
             rainy = image
             if density:
-                streaks = replace(LIGHT, density=(density, density), layers=(2, 2))
-                style = replace(STYLES['light'], streaks=(streaks,), night=0.0, haze=0.0, splashes=0.0,
-                                lens=0.0, noise_day=0.0)
-                sample = render_style(image.astype(np.float32) / 255.0, np.random.default_rng(index), style)
+                sample = render_style(image.astype(np.float32) / 255.0, np.random.default_rng(index),
+                                      streak_density_style(density))
                 rainy = np.clip(np.rint(sample.rainy * 255.0), 0, 255).astype(np.uint8)
             frame = ImageFrame(np.ascontiguousarray(rainy), 'rgb8')
             values.append(shipped_derain.process({'rgb': frame}).rain_intensity['derained_rgb'])
         medians.append(float(np.median(values)))
     assert all(a < b for a, b in itertools.pairwise(medians)), medians
     assert medians[0] < RAIN_WARN_INTENSITY, medians  # clean night images: no warning
+    assert medians[-1] > RAIN_ERROR_INTENSITY, medians  # a downpour: blinded
 
 
 def test_the_parameter_defaults_are_the_published_calibration():
+    from nitedr_ros.data.rain_styles import BLINDED_DENSITY, DEGRADED_DENSITY
+
     calibration = json.loads((ROOT / 'benchmarks' / 'results' / 'rain_intensity.json').read_text())
-    published = (calibration['warn_intensity'], calibration['error_intensity'])
-    assert published == (RAIN_WARN_INTENSITY, RAIN_ERROR_INTENSITY)
-    styles = calibration['styles']
-    assert styles['clean']['median'] < RAIN_WARN_INTENSITY <= styles['medium']['median']
-    assert styles['heavy']['median'] >= RAIN_ERROR_INTENSITY
+    assert (calibration['warn_intensity'], calibration['error_intensity']) == (RAIN_WARN_INTENSITY,
+                                                                               RAIN_ERROR_INTENSITY)
+    assert (calibration['degraded_density'], calibration['blinded_density']) == (DEGRADED_DENSITY,
+                                                                                 BLINDED_DENSITY)
+    assert calibration['monotonic']
+    assert calibration['densities']['0']['median'] < RAIN_WARN_INTENSITY < RAIN_ERROR_INTENSITY
 
 
 @dataclass

@@ -34,8 +34,8 @@ TYPES = ('bool', 'integer', 'double', 'string', 'integer_array', 'double_array',
 RELIABILITIES = ('best_effort', 'reliable', 'system_default')
 DEFAULT_NODE_NAME = 'nitedr_node'
 # rain diagnostics thresholds: 8-bit levels of derain residual (benchmarks/results/rain_intensity.md)
-RAIN_WARN_INTENSITY = 4.0
-RAIN_ERROR_INTENSITY = 10.0
+RAIN_WARN_INTENSITY = 11.5   # 1 streak per 1000 px: camera degraded
+RAIN_ERROR_INTENSITY = 43.7  # 4 streaks per 1000 px: camera blinded
 ROS_OWN_PREFIXES = ('qos_overrides.',)
 ROS_OWN_NAMES = ('use_sim_time',)
 SINGLE_NETWORKS = networks_for_role('derain')  # what single mode's derain role can run

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -402,6 +402,21 @@ STYLES: dict[str, Style] = {style.name: style for style in (
           haze_model=VeilingHaze(beta=(0.6, 1.3), night=True), lens_model=LensDrops(count=(5, 15))),
     Style('crosswind', (CROSSWIND,), night=0.5, haze=0.5, splashes=0.5, lens=0.3),
 )}
+# Rain of known density (the rain-diagnostics calibration): streaks per 1000 px, all layers together.
+CALIBRATION_DENSITIES: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 4.0, 6.0, 8.0)
+DEGRADED_DENSITY = 1.0   # the lower end of the `medium` style (1-3 layers of 1-3 streaks per 1000 px)
+BLINDED_DENSITY = 4.0    # the mean of the `medium` style (2 layers of 2 streaks per 1000 px)
+
+
+def streak_density_style(density: float, layers: int = 2) -> Style:
+    """Streaks only, ``density`` streaks per 1000 px over ``layers`` layers of the MEDIUM geometry; no night
+    relighting, haze, splashes, lens drops or noise, so the density is the only thing that changes."""
+    per_layer = density / layers
+    streaks = replace(MEDIUM, layers=(layers, layers), density=(per_layer, per_layer))
+    return Style(f'streaks_{density:g}', (streaks,), night=0.0, haze=0.0, splashes=0.0, lens=0.0,
+                 noise_day=0.0)
+
+
 TRAINING_STYLES: tuple[str, ...] = ('light', 'medium', 'heavy', 'night_city', 'windscreen', 'highway_spray')
 HELD_OUT_STYLES: tuple[str, ...] = ('storm_night', 'crosswind')
 
