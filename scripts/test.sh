@@ -22,7 +22,7 @@ if [ -n "$ros_setup" ]; then
   export RMW_IMPLEMENTATION=${RMW_IMPLEMENTATION:-rmw_cyclonedds_cpp}
   mkdir -p build
   # a symlink install keeps links to files since removed from the source (e.g. renamed models): drop them
-  [ -d build/colcon ] && find build/colcon -xtype l -delete
+  for tree in build/colcon build/ros_install; do [ -d "$tree" ] && find "$tree" -xtype l -delete; done
   .venv/bin/python -m colcon build --symlink-install --base-paths . --build-base build/colcon \
     --install-base build/ros_install --event-handlers console_cohesion- console_direct- status- > build/colcon.log
   set +u; source build/ros_install/local_setup.bash; set -u

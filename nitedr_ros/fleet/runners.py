@@ -61,7 +61,12 @@ def _init_local_worker(settings: FleetSettings) -> None:
 
 def _local_derain(job: FleetJob) -> Record:
     assert _WORKER is not None
-    return _WORKER.derain(job)
+    try:
+        return _WORKER.derain(job)
+    except KeyboardInterrupt:
+        # SIGTERM: the driver ended this worker or died. The bag was aborted cleanly; leave now, since the
+        # pool's worker loop would otherwise wait for the next bag from a driver that may be gone.
+        os._exit(128 + signal.SIGTERM)
 
 
 def run_local(jobs: Sequence[FleetJob], settings: FleetSettings, resources: Resources,
