@@ -88,7 +88,8 @@ def publish_checkpoint(checkpoint: str | os.PathLike[str], models_dir: str | os.
     meta = dict(payload.get('meta', {}))
     export_meta = {'nitedr.trained_steps': str(meta.get('steps', '')),
                    'nitedr.seed': str(meta.get('seed', '')),
-                   'nitedr.training_data': ';'.join(Path(p).name for p in meta.get('data', []))}
+                   'nitedr.training_data': ('rain-mix' if meta.get('layout') == 'mix' else
+                                             ';'.join(Path(p).name for p in meta.get('data', [])))}
     result = export_network(model, network, config, onnx_path, fp16=fp16, force=force, opset=opset,
                             metadata=export_meta, threads=torch.get_num_threads())
     evaluation = None

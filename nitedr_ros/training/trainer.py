@@ -49,6 +49,7 @@ from ..machine import machine_info
 from ..modelspec import check_config, get_spec
 from ..networks import build_network
 from ..networks.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from ..paths import portable_path
 from .datasets import PatchDataset, PatchSettings, batch_indices, collate
 from .objectives import Objective, build_objective, recipe
 
@@ -425,8 +426,14 @@ class Trainer:
         }
         if self.device.type == 'cuda':
             state['cuda_rng'] = torch.cuda.get_rng_state(self.device)
+        data, layout = [portable_path(p) for p in o.data], o.layout
+        if o.mix:
+            from ..data.corpus import mix_weights
+
+            weights = ', '.join(f'{k} {v:g}' for k, v in mix_weights(o.mix_weights).items())
+            data, layout = [f'the rain mix of {portable_path(o.mix)} ({weights})'], 'mix'
         meta = {
-            'data': [str(Path(p).resolve()) for p in o.data], 'layout': o.layout, 'steps': step,
+            'data': data, 'layout': layout, 'steps': step,
             'total_steps': o.steps, 'batch': o.batch * self.world, 'patch': o.patch, 'seed': o.seed,
             'recipe': json.dumps(self.recipe), 'best_' + self.metric_name: best, 'train_seconds': seconds,
             'machine': json.dumps(device_machine_info(self.device)),
