@@ -110,7 +110,8 @@ def portable_path(path: str | os.PathLike[str]) -> str:
     resolved = Path(path).expanduser().resolve()
     data = shared_data_dir()
     if data is not None and resolved.is_relative_to(data.resolve()):
-        return '$NITEDR_DATA/' + resolved.relative_to(data.resolve()).as_posix()
+        inside = resolved.relative_to(data.resolve()).as_posix()
+        return '$NITEDR_DATA' if inside == '.' else f'$NITEDR_DATA/{inside}'
     if resolved.is_relative_to(CHECKOUT_DIR):
         return resolved.relative_to(CHECKOUT_DIR).as_posix()
     given = Path(path)

@@ -115,3 +115,14 @@ def test_cli_train_verb(tmp_path, capsys):
     assert options['recipe']['ssim_weight'] == 0 and options['recipe']['lr'] == 1e-3
     assert cli_main(['train', '--network', 'cleannet', '--data', str(tmp_path / 'missing'), '--out',
                      str(tmp_path / 'x')]) == 2
+
+
+def test_a_mix_training_records_the_mix_and_its_weights_in_the_checkpoint(tmp_path, shared_data):
+    options = _options(tmp_path, tmp_path / 'run', mix=str(shared_data), mix_weights={'roadscene': 0.5},
+                       steps=1, batch=1, val_every=0)
+    options.data = []
+    train(options)
+    meta = read_checkpoint(tmp_path / 'run' / 'checkpoints' / 'last.pt')['meta']
+    assert meta['layout'] == 'mix'
+    assert meta['data'] == ['the rain mix of $NITEDR_DATA (roadscene 0.5, shared_pairs 0.2, rendered 0.3, '
+                            'rendered_night 0.3)']
