@@ -50,7 +50,7 @@ class UInt8IO(nn.Module):
         self.channels_last = channels_last
 
     def _visible(self, image: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
-        # NHWC -> NCHW first: the Gather then copies whole planes (per pixel, it costs ~20 ms at 720p on a CPU)
+        # NHWC -> NCHW first: the Gather then copies whole planes (per pixel: ~20 ms at 720p on a CPU)
         rgb = torch.index_select(image.permute(0, 3, 1, 2), 1, order)
         return self._pad(rgb.to(self.compute_dtype) / 255.0)
 
